@@ -1,0 +1,126 @@
+"""The `command` backend: any CLI agent, started through the shell in the workspace, inside the sandbox.
+
+Contract (PRODUCT.md): the prompt is on standard input and in the file named by $TRACKER_BRIDGE_PROMPT_FILE, the
+ticket reference in $TRACKER_BRIDGE_TICKET; exit status 0 means the agent finished. A CLI agent reports no usage we
+can read, so its caps are the wall time (and a daily budget already spent stops it before it starts).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from tracker_bridge.agents import process
+from tracker_bridge.agents.caps import CapMeter
+from tracker_bridge.agents.sandbox import Sandbox
+from tracker_bridge.agents.trace import TraceWriter
+from tracker_bridge.config import Settings
+from tracker_bridge.models import RunOutcome, RunUsage
+from tracker_bridge.protocols import AgentEvent, AgentRequest, AgentResult
+
+OUTPUT_TAIL = 4000
+
+
+def secret_env_names(settings: Settings) -> list[str]:
+    """Names of every environment variable that holds a secret the agent's commands must not see."""
+    names = {t.token_env for t in settings.trackers if t.token_env}
+    names |= {r.token_env for r in settings.repos if r.token_env}
+    names |= {settings.agent.api_key_env, settings.scoring.api_key_env}
+    return sorted(n for n in names if n)
+
+
+def agent_credentials(settings: Settings) -> dict[str, str]:
+    """What an agent CLI needs to reach its model: the Anthropic key and base URL, never a tracker or host token."""
+    env: dict[str, str] = {}
+    key = os.environ.get(settings.agent.api_key_env)
+    if key:
+        env["ANTHROPIC_API_KEY"] = key
+    if settings.agent.base_url:
+        env["ANTHROPIC_BASE_URL"] = settings.agent.base_url
+    return env
+
+
+def run_home(request: AgentRequest) -> Path:
+    """A throwaway, writable home for the agent process, next to the run's trace."""
+    return request.trace_path.with_name(request.trace_path.stem + ".home")
+
+
+def daily_budget_spent(request: AgentRequest) -> str | None:
+    left = request.daily_budget_left_usd
+    if left is not None and left <= 0:
+        return f"DAILY BUDGET reached: nothing of today's daily_budget_usd is left (${left:.2f}); the run did not start"
+    return None
+
+
+class CommandBackend:
+    name = "command"
+
+    def __init__(self, command: str, sandbox: Sandbox, env: dict[str, str] | None = None) -> None:
+        self.command = command
+        self.sandbox = sandbox
+        self.env = env or {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CommandBackend:
+        return cls(settings.agent.command or "", Sandbox.for_settings(settings), agent_credentials(settings))
+
+    def run(self, request: AgentRequest, on_event: Callable[[AgentEvent], None]) -> AgentResult:
+        trace = TraceWriter(request.trace_path)
+        spent = daily_budget_spent(request)
+        if spent:
+            trace.write("cap_reached", reason=spent)
+            return AgentResult(outcome=RunOutcome.CAP_REACHED, usage=RunUsage(), reason=spent)
+        meter = CapMeter.for_request(request)
+        home = run_home(request)
+        home.mkdir(parents=True, exist_ok=True)
+        prompt_file = home / "prompt.md"  # in the run's home: visible inside the sandbox
+        prompt_file.write_text(request.prompt, encoding="utf-8")
+        env = {
+            **self.env,
+            "TRACKER_BRIDGE_PROMPT_FILE": str(prompt_file),
+            "TRACKER_BRIDGE_TICKET": request.ticket.ref,
+            **request.extra_env,
+        }
+        trace.write("agent_start", backend=self.name, command=self.command, sandbox=self.sandbox.mode)
+        on_event(AgentEvent(kind="start", message=f"running `{self.command}`"))
+        # The CLI agent reaches its model over the network; its files are confined to the workspace and its home.
+        proc = self.sandbox.start(self.command, workspace=request.workspace, home=home, network=True, extra_env=env)
+        assert proc.stdin is not None and proc.stdout is not None
+        stdin, stdout = proc.stdin, proc.stdout
+
+        def feed() -> None:
+            try:
+                stdin.write(request.prompt.encode())
+                stdin.close()
+            except BrokenPipeError:
+                pass  # the agent need not read its prompt from stdin
+
+        chunks: list[bytes] = []
+        reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: stdout.read(4096), b"")), daemon=True)
+        threading.Thread(target=feed, daemon=True).start()
+        reader.start()
+        try:
+            code = proc.wait(timeout=request.timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill_group(proc)
+            reader.join(timeout=5)
+            output = b"".join(chunks).decode(errors="replace")[-OUTPUT_TAIL:]
+            reason = meter.wall_time_reason()
+            trace.write("cap_reached", reason=reason, output=output)
+            on_event(AgentEvent(kind="cap_reached", message=reason))
+            return AgentResult(outcome=RunOutcome.CAP_REACHED, usage=RunUsage(turns=1), reason=reason)
+        reader.join(timeout=5)
+        output = b"".join(chunks).decode(errors="replace")[-OUTPUT_TAIL:]
+        trace.write("agent_exit", code=code, seconds=round(meter.elapsed, 3), output=output)
+        usage = RunUsage(turns=1)
+        if code != 0:
+            return AgentResult(
+                outcome=RunOutcome.AGENT_FAILED,
+                usage=usage,
+                reason=f"the agent command exited with status {code}",
+                summary=output.strip()[-500:],
+            )
+        return AgentResult(outcome=RunOutcome.SUCCEEDED, usage=usage, summary=output.strip()[-500:])

@@ -1,0 +1,239 @@
+"""Where agent commands run: bubblewrap where the machine has it, otherwise plain processes under resource limits.
+
+Under bubblewrap the whole filesystem is read-only except the workspace (and a private home), /tmp is private, the
+environment is rebuilt from nothing (PATH, HOME, LANG and what the caller passes on purpose), the process tree dies
+with the daemon, and, unless the caller needs it (the Claude Code CLI must reach the API), there is no network.
+
+Without bubblewrap (not installed, not usable, or `[agent] sandbox = "none"`), commands still get a clean
+environment, their own process group and resource limits, but they can read and write what the daemon can and reach
+the network: `sandbox_status()` says so, `doctor` prints it and every run's trace records it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from tracker_bridge.agents import process
+from tracker_bridge.config import Settings
+
+Mode = Literal["bubblewrap", "rlimits"]
+
+# Variables the sandboxed process gets from the daemon: none of them can hold a secret.
+PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Resource limits for the fallback (and, as a second belt, inside bubblewrap): no core dumps, bounded file size and
+# open files. Address-space limits break JIT runtimes (node), so they apply only where the caller asks.
+FILE_SIZE_LIMIT = 2 * 1024**3
+
+# Without bubblewrap the parent-death signal reaches only the direct child. So the direct child is this small shell
+# guard: it runs the command in the background (stdin kept) and, on SIGTERM (the daemon died) or SIGHUP, kills its
+# whole process group, grandchildren included.
+GUARD = 'exec 3<&0; trap "kill -KILL 0" TERM HUP; "$@" <&3 3<&- & wait $!'
+
+OPEN_FILES_LIMIT = 4096
+
+
+class SandboxError(Exception):
+    """The configured sandbox cannot be used (e.g. `sandbox = "bubblewrap"` on a machine without it)."""
+
+
+@functools.cache
+def _bwrap_works(bwrap: str) -> tuple[bool, str]:
+    """Whether bubblewrap can create the namespaces we need here (containers often forbid them)."""
+    argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-net", "--unshare-pid",
+            "--die-with-parent", "--clearenv", "true"]  # fmt: skip
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    return proc.returncode == 0, proc.stderr.strip()
+
+
+def find_bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+def sandbox_status(settings: Settings | str | None = None) -> tuple[bool, str]:
+    """(ok, message) for `doctor`: is agent isolation what the operator expects? Takes the settings or the
+    `[agent] sandbox` value ("auto" when not given)."""
+    setting = settings if isinstance(settings, str) else (settings.agent.sandbox if settings else "auto")
+    if setting == "none":
+        return False, (
+            '[agent] sandbox = "none": agent commands run without bubblewrap, under resource limits only; they can '
+            'read and write what the daemon can and reach the network. Fix: set sandbox = "auto" and install '
+            "bubblewrap"
+        )
+    bwrap = find_bwrap()
+    if bwrap is None:
+        return False, (
+            "bubblewrap (bwrap) is not installed: agent commands run under resource limits only, with the network and "
+            "the whole filesystem reachable. Fix: apt-get install -y bubblewrap"
+        )
+    works, err = _bwrap_works(bwrap)
+    if not works:
+        return False, (
+            f"bubblewrap at {bwrap} cannot create namespaces here ({err or 'no reason given'}): agent commands run "
+            "under resource limits only. Fix: allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_"
+            "clone=1) or run the daemon where bubblewrap works"
+        )
+    return True, f"bubblewrap at {bwrap}: root read-only, workspace writable, private /tmp, no network for tools"
+
+
+def _under_tmp(paths: Sequence[Path]) -> tuple[str, ...]:
+    """Existing folders under /tmp among `paths`, without any that another one already contains."""
+    tmp = Path("/tmp")
+    found = sorted({p.resolve() for p in paths if p.is_absolute() and p.exists()})
+    found = [p for p in found if tmp in p.parents]
+    kept: list[Path] = []
+    for p in found:
+        if not any(k == p or k in p.parents for k in kept):
+            kept.append(p)
+    return tuple(str(p) for p in kept)
+
+
+def _limits(cpu_seconds: int | None, memory_bytes: int | None, guarded: bool) -> Callable[[], None]:
+    def apply() -> None:
+        process.child_setup(signal.SIGTERM if guarded else signal.SIGKILL)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES_LIMIT, OPEN_FILES_LIMIT))
+        if cpu_seconds:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+        if memory_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+    return apply
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How to start one kind of agent process; `wrap` turns a command into what actually runs."""
+
+    mode: Mode
+    message: str
+    bwrap: str | None = None
+    visible: tuple[str, ...] = field(default=())  # host folders under /tmp kept readable in the private /tmp
+
+    @classmethod
+    def choose(cls, setting: str = "auto", visible: Sequence[Path] = ()) -> Sandbox:
+        ok, message = sandbox_status(setting)
+        if ok:
+            return cls("bubblewrap", message, bwrap=find_bwrap(), visible=_under_tmp(visible))
+        if setting == "bubblewrap":
+            raise SandboxError(f'[agent] sandbox = "bubblewrap" but {message}')
+        return cls("rlimits", message)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Sandbox:
+        """The sandbox `[agent] sandbox` asks for. The daemon's own files (configuration folder, state folder, its
+        Python, its PATH) stay readable even when they live under /tmp, as they are everywhere else."""
+        keep = [settings.base_dir, settings.state_dir, Path(sys.prefix), Path(sys.base_prefix), Path.cwd()]
+        keep += [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+        return cls.choose(settings.agent.sandbox, keep)
+
+    @property
+    def isolated(self) -> bool:
+        return self.mode == "bubblewrap"
+
+    def environment(self, home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The whole environment of a sandboxed process: nothing of the daemon's but harmless basics."""
+        env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
+        env.setdefault("PATH", DEFAULT_PATH)
+        env.setdefault("LANG", "C.UTF-8")
+        env["HOME"] = str(home)
+        env["TMPDIR"] = "/tmp"
+        env["TERM"] = "dumb"
+        # Stale bytecode can hide an edit made within the same second; and it would litter the agent's diff.
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.update(extra or {})
+        return env
+
+    def argv(
+        self,
+        command: Sequence[str] | str,
+        *,
+        workspace: Path,
+        home: Path | None = None,
+        network: bool = False,
+        env: Mapping[str, str],
+    ) -> list[str]:
+        """The argv that runs `command` (a shell string or an argv) inside the sandbox, in `workspace`."""
+        inner = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        if not self.isolated:
+            return ["/bin/sh", "-c", GUARD, "tracker-bridge-guard", *inner]
+        assert self.bwrap is not None
+        ws = str(workspace.resolve())
+        args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for path in self.visible:
+            args += ["--ro-bind", path, path]
+        args += ["--bind", ws, ws]
+        if home is not None:
+            home.mkdir(parents=True, exist_ok=True)
+            args += ["--bind", str(home.resolve()), str(home.resolve())]
+        if not network:
+            args.append("--unshare-net")
+        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session", "--clearenv"]
+        for key, value in env.items():
+            args += ["--setenv", key, value]
+        args += ["--chdir", ws, "--"]
+        return args + inner
+
+    def start(
+        self,
+        command: Sequence[str] | str,
+        *,
+        workspace: Path,
+        home: Path | None = None,
+        network: bool = False,
+        extra_env: Mapping[str, str] | None = None,
+        stdin: int | None = subprocess.PIPE,
+        stderr: int | None = subprocess.STDOUT,
+        cpu_seconds: int | None = None,
+        memory_bytes: int | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start `command` sandboxed, in its own process group (so `process.kill_group` stops all of it)."""
+        home_dir = home if home is not None else Path(tempfile.gettempdir())  # private under bubblewrap
+        env = self.environment(home_dir, extra_env)
+        argv = self.argv(command, workspace=workspace, home=home, network=network, env=env)
+        return subprocess.Popen(
+            argv,
+            cwd=workspace,
+            env=env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            preexec_fn=_limits(cpu_seconds, memory_bytes, guarded=not self.isolated),
+        )
+
+    def run(
+        self,
+        command: Sequence[str] | str,
+        *,
+        workspace: Path,
+        timeout: float,
+        network: bool = False,
+        extra_env: Mapping[str, str] | None = None,
+        memory_bytes: int | None = None,
+    ) -> tuple[int | None, str]:
+        """Run to completion (stdout and stderr together); (None, output) when it was killed at `timeout`."""
+        proc = self.start(command, workspace=workspace, network=network, extra_env=extra_env, stdin=subprocess.DEVNULL,
+                          memory_bytes=memory_bytes)  # fmt: skip
+        try:
+            out, _ = proc.communicate(timeout=max(timeout, 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill_group(proc)
+            out, _ = proc.communicate()
+            return None, (out or b"").decode(errors="replace")
+        return proc.returncode, (out or b"").decode(errors="replace")

@@ -1,0 +1,174 @@
+"""The small protocols the core talks to: Tracker, CodeHost, AgentBackend.
+
+A connector implements one of these for one service. The core never imports a connector's client library; it finds
+connectors by `kind` through `connectors.registry`.
+
+Every method that changes something remote must be safe to call twice: the engine may repeat a call after a crash
+(check-then-act), so `move` to the column a card is already in, or `upsert_status_comment` with the same body, must
+change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from tracker_bridge.models import PullRequest, RunOutcome, RunUsage, Ticket
+
+# The hidden marker that identifies tracker-bridge's one status comment on a ticket. Connectors embed it the way
+# their service hides text (an HTML comment in Markdown, an entity property in Jira, ...).
+STATUS_MARKER = "<!-- tracker-bridge:status -->"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something `doctor` (or start-up) found wrong, with the key it concerns and how to fix it."""
+
+    key: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}. Fix: {self.fix}"
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """Tickets that changed since the cursor and carry the trigger, and the cursor for next time."""
+
+    tickets: list[Ticket]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    label: str
+    column: str
+
+    def matches(self, ticket: Ticket) -> bool:
+        return self.label in ticket.labels or (ticket.column is not None and ticket.column == self.column)
+
+
+class TrackerError(Exception):
+    """A tracker refused or failed a request; the message says what and, where known, how to fix it."""
+
+
+class CodeHostError(Exception):
+    """A code host refused or failed a request."""
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    name: str
+
+    def check(self, columns: Mapping[str, str]) -> list[Problem]:
+        """Problems with credentials, scope and the mapped columns (stage -> column); empty when all is well."""
+        ...
+
+    def poll(self, cursor: str | None) -> PollResult:
+        """Triggered tickets changed since `cursor` (all triggered tickets when None)."""
+        ...
+
+    def get_ticket(self, ref: str) -> Ticket:
+        ...
+
+    def move(self, ref: str, column: str) -> None:
+        """Put the ticket in `column`; nothing happens when it is already there."""
+        ...
+
+    def upsert_status_comment(self, ref: str, body: str) -> None:
+        """Create tracker-bridge's one status comment (Markdown `body`) or edit it in place, found by its marker."""
+        ...
+
+    def add_label(self, ref: str, label: str) -> None:
+        ...
+
+    def remove_label(self, ref: str, label: str) -> None:
+        ...
+
+    def trigger_actor(self, ticket: Ticket) -> str | None:
+        """Who added the trigger (label or column move), as the service names people; None when unknown."""
+        ...
+
+    def link_pull_request(self, ref: str, pr: PullRequest) -> None:
+        """Show the pull request on the ticket (remote link, attachment); idempotent; may do nothing."""
+        ...
+
+
+@runtime_checkable
+class CodeHost(Protocol):
+    name: str
+
+    def check(self) -> list[Problem]:
+        ...
+
+    def clone(self, dest: Path, branch: str | None = None) -> None:
+        """Clone into `dest`, checked out at `branch` when given and it exists on the host, else at the base branch.
+
+        No credentials may be left in the clone (the agent works in it).
+        """
+        ...
+
+    def push(self, workspace: Path, branch: str) -> None:
+        """Push `branch` of the workspace to the host (force-with-lease is fine: the branch is the agent's)."""
+        ...
+
+    def branch_exists(self, branch: str) -> bool:
+        ...
+
+    def find_pull_request(self, branch: str) -> PullRequest | None:
+        """The pull request whose head is `branch`, open or not; None when there is none."""
+        ...
+
+    def open_pull_request(self, branch: str, title: str, body: str) -> PullRequest:
+        ...
+
+    def get_pull_request(self, pr_id: str) -> PullRequest:
+        ...
+
+
+@dataclass
+class AgentRequest:
+    """What an agent backend needs for one run."""
+
+    ticket: Ticket
+    workspace: Path
+    prompt: str
+    branch: str
+    test_command: str
+    trace_path: Path
+    max_turns: int
+    max_cost_usd: float
+    timeout_s: float
+    max_tokens: int | None = None
+    daily_budget_left_usd: float | None = None  # what today's budget still allows; a cap like max_cost_usd
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class AgentEvent:
+    """Progress reported by a backend while it runs (a turn, a tool call, usage so far)."""
+
+    kind: str
+    message: str = ""
+    usage: RunUsage | None = None
+    data: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class AgentResult:
+    outcome: RunOutcome
+    usage: RunUsage
+    summary: str = ""
+    reason: str = ""
+
+
+@runtime_checkable
+class AgentBackend(Protocol):
+    name: str
+
+    def run(self, request: AgentRequest, on_event: Callable[[AgentEvent], None]) -> AgentResult:
+        """Let the agent work in `request.workspace`; return when it finished, failed or hit a cap."""
+        ...

@@ -1,0 +1,345 @@
+"""Reading a ticket's text: what it names, what it shows and how it is worded.
+
+This module only extracts facts from the text (code blocks, symbols, paths, hedges, sections); turning those facts
+into factor values is `factors.py`'s job. Everything here is plain regular expressions so it stays deterministic,
+offline and fast (thousands of tickets a second).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from tracker_bridge.models import Ticket
+
+# Fenced blocks (``` or ~~~), or runs of indented / REPL lines, count as code: Markdown trackers fence, Trac and
+# e-mail style trackers indent with a tab or four spaces.
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_INDENTED = re.compile(r"^(\t| {4,})\S")
+_REPL = re.compile(r"^\s*(>>>|\.\.\.|In \[\d+\]:|Out\[\d+\]:|\$ )")
+
+_BACKTICKED = re.compile(r"`([^`\n]{2,80})`")
+_CALL = re.compile(r"\b([A-Za-z_][\w.]*)\(\)")
+_CAMEL = re.compile(r"\b([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)\b")
+_DOTTED = re.compile(r"\b([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*){2,})\b")
+_SNAKE = re.compile(r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b")
+_PATH = re.compile(
+    r"(?<![\w/.:-])((?:[\w.-]+/)+[\w.-]*|"
+    r"[\w-]+\.(?:py|js|ts|tsx|go|rs|rb|java|kt|c|h|cpp|yml|yaml|toml|json|sql|cfg|ini|md|rst|html|css))(?![\w/])"
+)
+_URL = re.compile(r"https?://\S+")
+
+_TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*File \".+\", line \d+|^\s+at [\w.$]+\(.*:\d+\)", re.M)
+_EXCEPTION = re.compile(r"\b[A-Z]\w*(?:Error|Exception|Warning)\b")
+_TEST_NAME = re.compile(
+    r"\b(test_\w+|Test[A-Z]\w+|tests?/[\w/.-]+\.py(?:::\w+)*|\w+_test\.\w+|\w+\.(?:test|spec)\.\w+)"
+)
+
+_EXPECTED = re.compile(
+    r"\bexpected(?: (?:result|output|outcome|behaviou?r))?\s*[:=]|"
+    r"\b(expected (?:result|output|outcome|behaviou?r)|i expect(?:ed)?|expected to|"
+    r"should (?:return|be|raise|give|produce|show)|actual (?:result|output|outcome|behaviou?r)|instead of)\b",
+    re.I,
+)
+# A backticked call with arguments, `f(x)`, is a small example of use.
+_INLINE_CALL = re.compile(r"`[^`\n]*\w\([^`\n]*\)[^`\n]*`")
+_NAME_LIKE = re.compile(r"^[A-Za-z_][\w.:/-]*$")
+_REPRO = re.compile(
+    r"\b(steps to reproduce|to reproduce|reproduc\w+|minimal example|mcve|code for reproduction)\b", re.I
+)
+_ACCEPTANCE = re.compile(
+    r"\b(acceptance criteria|definition of done|done when|it is done when|must (?:return|raise|accept|reject))\b", re.I
+)
+_FIX_HINT = re.compile(
+    r"\b(should be (?:changed|replaced|removed|fixed by)|(?:could|can) be (?:changed|replaced|fixed)|the fix\b|"
+    r"fix (?:is|would be)|simple fix|easy fix|one-line fix|replac\w+ .{0,40}\bwith\b|following (?:change|patch|diff)|"
+    r"proposed (?:fix|patch|change|solution))|^diff --git|^@@ ",
+    re.I | re.M,
+)
+# The reporter offers or links a patch: they have found the place and the change.
+_PATCH = re.compile(r"\b(pull request|PR|patch)\b")
+# A title that names a symbol (`x`, call(), CamelCase, dotted.name, snake_case) points at one place in the code.
+_TITLE_SYMBOL = re.compile(r"`[^`]+`|\w\(|\b[A-Z][a-z0-9]+[A-Z]\w*|\b\w+\.\w+\b|\b[a-z]+_[a-z_]+\b|--\w+")
+# "X does not support/handle Y": an existing feature misses one case, a bounded change with a built-in test.
+_MISSING_CASE = re.compile(
+    r"\b(?:(?:doesn't|does not|not|isn't|is not|don't|do not) (?:support|handle|accept|respect|honou?r)|unsupported|"
+    r"not (?:supported|handled|respected))\b",
+    re.I,
+)
+_REGRESSION = re.compile(
+    r"\b(regress\w*|used to work|worked (?:fine |well )?(?:in|before|until)|since (?:version |v)?\d+\.\d+|"
+    r"broke (?:in|with|after))\b",
+    re.I,
+)
+# "#1234" or "issue 1234": the context lives in other tickets the agent may not see.
+_TICKET_REF = re.compile(r"(?<![\w&])#\d{2,}\b|\b(?:issue|ticket|bug) \d{2,}\b", re.I)
+_LOCATION = re.compile(r"(\bline \d+|#L\d+|/blob/[\w.-]+/\S+\.\w+)", re.I)
+
+# Hedging and open questions: the reporter has not decided what they want yet.
+_HEDGES = re.compile(
+    r"\b(maybe|perhaps|not sure|i think|i guess|i believe|i wonder|probably|possibly|it seems|seems like|unclear|"
+    r"explore|investigate|think about|look into|figure out|some way to|somehow|ideally|might want)\b",
+    re.I,
+)
+_QUESTION = re.compile(r"\w[)\"'`]?\?+(?=\s|$)")
+_ADDITIVE = re.compile(
+    r"\b(also|additionally|furthermore|in addition|another (?:issue|problem|thing)|as well as)\b", re.I
+)
+_BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S", re.M)
+# An open checklist of short items is a list of sub-tasks; long checked items are an issue template's checklist.
+_CHECKBOX = re.compile(r"^\s*[-*+]\s+\[ \]\s+(.+)$", re.M)
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_FEATURE = re.compile(
+    r"\b(add support|support for|feature request|would be (?:nice|great|useful|good)|new option|ability to|"
+    r"allow (?:users?|the|to|for)|it would be|enhancement|new feature)\b",
+    re.I,
+)
+_REFACTOR = re.compile(r"\b(refactor\w*|clean ?up|restructur\w*|rewrite|reorganis\w*|reorganiz\w*|modernis\w*)\b", re.I)
+_BUG = re.compile(r"\b(bug|crash\w*|fails?|failing|failure|error|wrong|incorrect|broken|regression|exception)\b", re.I)
+_DOCS = re.compile(r"\b(documentation|docs?|docstrings?|changelog|release notes)\b", re.I)
+
+# Kinds of work that are not a single change an agent can finish: the ticket says so about itself.
+_KIND_MARKERS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "epic",
+        re.compile(r"\b(epic|umbrella (?:issue|ticket)|tracking (?:issue|ticket)|meta[- ]issue|roadmap)\b", re.I),
+    ),
+    ("spike", re.compile(r"\b(spike|proof of concept|feasibility study|time-?boxed investigation)\b", re.I)),
+    (
+        "design question",
+        re.compile(
+            r"(^\W*rfc\b|\bdesign (?:doc|question|discussion|proposal)|\bopen for discussion|\bshould we\b[^.\n]*\?)",
+            re.I,
+        ),
+    ),
+    ("sub-tasks", re.compile(r"\b(sub-?tasks?|child (?:issues|tickets|stories)|broken down into)\b", re.I)),
+)
+# A title that only asks to look into something is a spike, whatever the body says.
+_TITLE_SPIKE = re.compile(r"^\W*(investigate|explore|research|evaluate|look into|think about|figure out)\b", re.I)
+# What makes a change risky to hand over: schema migrations, CI, credentials, generated or vendored files.
+_RISK_TEXT: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "migration",
+        re.compile(
+            r"\b(schema migration|database migration|data migration|add(?:ing)? a migration|alembic|flyway|"
+            r"liquibase|alter table)\b",
+            re.I,
+        ),
+    ),
+    (
+        "CI configuration",
+        re.compile(
+            r"(\.github/workflows|\.gitlab-ci\.yml|\bjenkinsfile\b|\.circleci|ci (?:pipeline|config\w*|workflow))", re.I
+        ),
+    ),
+    (
+        "authentication or secrets",
+        re.compile(
+            r"\b(secret[ _]keys?|secrets? (?:manager|store|file)|credentials?|api[ _]keys?|private keys?|"
+            r"passw(?:or)?ds?|oauth|authenticat\w*|authoriz\w*|sso|csrf|encrypt\w*)\b",
+            re.I,
+        ),
+    ),
+    (
+        "generated or vendored code",
+        re.compile(
+            r"\b(auto-?generated|generated (?:files?|sources?|client)|do not edit|vendored|"
+            r"vendor(?:ed)? (?:copy|dir\w*))\b",
+            re.I,
+        ),
+    ),
+)
+RISK_PATH_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("migration", re.compile(r"^(?!.*\btests?/)(?:.*/)?(?:migrations?|alembic|db/migrate)/|\.sql$", re.I)),
+    (
+        "CI configuration",
+        re.compile(
+            r"(^|/)(\.github/workflows/|\.gitlab-ci\.yml$|\.circleci/|Jenkinsfile$|\.travis\.yml$|azure-pipelines)",
+            re.I,
+        ),
+    ),
+    ("authentication or secrets", re.compile(r"(^|/)(auth\w*|secrets?|credentials?|security)(/|\.|$)", re.I)),
+    (
+        "generated or vendored code",
+        re.compile(
+            r"(^|/)(vendor|vendored|third_party|node_modules|generated|gen)/|_pb2\.py$|\.generated\.|\.min\.js$", re.I
+        ),
+    ),
+)
+
+# Backticked words that are emphasis or literals, not names of code.
+_COMMON_WORDS = frozenset({"e.g", "i.e", "etc", "the", "and", "or", "not", "none", "true", "false", "null", "self"})
+
+
+@dataclass(frozen=True)
+class TicketText:
+    """Facts about one ticket's text that the factors weigh."""
+
+    title: str
+    text: str
+    prose: str
+    prose_words: int
+    words: int
+    code_lines: int
+    code_blocks: int
+    symbols: tuple[str, ...]
+    snake_names: tuple[str, ...]
+    paths: tuple[str, ...]
+    tests_named: tuple[str, ...]
+    exceptions: tuple[str, ...]
+    has_traceback: bool
+    has_repro: bool
+    has_expected: bool
+    has_acceptance: bool
+    proposes_fix: bool
+    offers_patch: bool
+    title_names_symbol: bool
+    names_regression: bool
+    missing_case: bool
+    points_at_location: bool
+    ticket_refs: tuple[str, ...]
+    hedges: tuple[str, ...]
+    questions: int
+    asks: int
+    checkboxes: int
+    feature_wording: bool
+    refactor_wording: bool
+    bug_wording: bool
+    docs_wording: bool
+    kind_markers: tuple[tuple[str, str], ...]
+    risk_mentions: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def title_words(self) -> int:
+        return len(self.title.split())
+
+    @property
+    def size(self) -> float:
+        """log(words) mapped to [0, 1]: about 40 words -> 0, about 1,500 words -> 1."""
+        return _clip((math.log(max(self.words, 1)) - math.log(40)) / (math.log(1500) - math.log(40)))
+
+
+def _clip(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
+    return max(lo, min(hi, x))
+
+
+def split_code(text: str) -> tuple[str, int, int]:
+    """(prose without code, number of code lines, number of code blocks)."""
+    prose: list[str] = []
+    code_lines = blocks = 0
+    in_fence = in_indent = False
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            blocks += in_fence
+            continue
+        if in_fence:
+            code_lines += 1
+            continue
+        if _INDENTED.match(line) or _REPL.match(line):
+            code_lines += 1
+            blocks += not in_indent
+            in_indent = True
+            continue
+        in_indent = False
+        prose.append(line)
+    return "\n".join(prose), code_lines, blocks
+
+
+def _unique(items: list[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for item in items:
+        seen.setdefault(item, None)
+    return tuple(seen)
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    """Identifiers the ticket names: `backticked`, call(), CamelCase, dotted.paths and snake_case names."""
+    without_urls = _URL.sub(" ", text)
+    found: list[str] = []
+    for raw in _BACKTICKED.findall(without_urls):
+        # `f(x)` names f; a backticked sentence or value (`1,5`, `"a b"`) is not a name.
+        token = raw.strip().split("(", 1)[0]
+        if _NAME_LIKE.match(token) and token.lower() not in _COMMON_WORDS:
+            found.append(token)
+    found += _CALL.findall(without_urls)
+    found += _CAMEL.findall(without_urls)
+    found += _DOTTED.findall(without_urls)
+    # snake_case words count only when the prose mentions them with call syntax or backticks (above): in pasted
+    # code they are local variables, not places the change must touch.
+    return _unique([s for s in found if len(s) > 2 and not s.replace(".", "").isdigit()])
+
+
+def _paths(text: str) -> tuple[str, ...]:
+    without_urls = _URL.sub(" ", text)
+    paths = [p.strip(".") for p in _PATH.findall(without_urls)]
+    # "and/or", "e.g./i.e." and version ranges look like paths; a real path has a letter-led segment of 2+ chars.
+    return _unique([p for p in paths if len(p) > 3 and re.search(r"[A-Za-z_]{2}", p) and p.lower() not in ("and/or",)])
+
+
+def analyse_text(ticket: Ticket) -> TicketText:
+    """Extract the facts the text factors need from a ticket's title, description and comments."""
+    title = ticket.title.strip()
+    # HTML comments are an issue template's instructions, invisible to the people reading the ticket.
+    body = _HTML_COMMENT.sub("", ticket.description or "")
+    text = f"{title}\n{body}".strip()
+    prose, code_lines, code_blocks = split_code(text)
+    prose_no_urls = _URL.sub(" ", prose)
+    words = len(text.split())
+    hedges = _unique([m.lower() for m in _HEDGES.findall(prose_no_urls)])
+    questions = len(_QUESTION.findall(prose_no_urls))
+    bullets = len(_BULLET.findall(prose))
+    checkboxes = sum(len(item.split()) <= 12 for item in _CHECKBOX.findall(prose))
+    additive = len(_ADDITIVE.findall(prose_no_urls))
+    # Distinct asks: one, plus each "also"/"additionally", every other plain bullet (lists mix asks and details) and
+    # every open checklist item (each is a task).
+    asks = 1 + additive + max(0, bullets - checkboxes - 1) // 2 + checkboxes
+    kind_markers = tuple((kind, m.group(0).strip()) for kind, rx in _KIND_MARKERS if (m := rx.search(prose_no_urls)))
+    if (m := _TITLE_SPIKE.search(title)) and not any(k == "spike" for k, _ in kind_markers):
+        kind_markers += (("spike", m.group(0).strip()),)
+    risk = tuple((kind, m.group(0)) for kind, rx in _RISK_TEXT if (m := rx.search(text)))
+    paths = _paths(text)
+    risk_paths = tuple((kind, p) for p in paths for kind, rx in RISK_PATH_PATTERNS if rx.search(p))
+    return TicketText(
+        title=title,
+        text=text,
+        prose=prose,
+        prose_words=len(prose.split()),
+        words=words,
+        code_lines=code_lines,
+        code_blocks=code_blocks,
+        symbols=_symbols(text),
+        snake_names=_unique(_SNAKE.findall(prose_no_urls)),
+        paths=paths,
+        tests_named=_unique(_TEST_NAME.findall(text)),
+        exceptions=_unique(_EXCEPTION.findall(text)),
+        has_traceback=bool(_TRACEBACK.search(text)),
+        has_repro=bool(_REPRO.search(prose) or code_blocks or _INLINE_CALL.search(prose)),
+        has_expected=bool(_EXPECTED.search(prose)),
+        has_acceptance=bool(_ACCEPTANCE.search(prose)) or (checkboxes > 0 and not kind_markers),
+        proposes_fix=bool(_FIX_HINT.search(text)),
+        offers_patch=bool(_PATCH.search(prose)),
+        title_names_symbol=bool(_TITLE_SYMBOL.search(title)),
+        names_regression=bool(_REGRESSION.search(prose)),
+        missing_case=bool(_MISSING_CASE.search(prose_no_urls)),
+        points_at_location=bool(_LOCATION.search(text)) or bool(paths),
+        ticket_refs=_unique(_TICKET_REF.findall(prose_no_urls)),
+        hedges=hedges,
+        questions=questions,
+        asks=asks,
+        checkboxes=checkboxes,
+        feature_wording=bool(_FEATURE.search(prose_no_urls)),
+        refactor_wording=bool(_REFACTOR.search(prose_no_urls)),
+        bug_wording=bool(_BUG.search(prose_no_urls)),
+        docs_wording=bool(_DOCS.search(prose_no_urls)),
+        kind_markers=kind_markers,
+        risk_mentions=_unique_pairs(risk + risk_paths),
+    )
+
+
+def _unique_pairs(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    seen: dict[tuple[str, str], None] = {}
+    for pair in pairs:
+        seen.setdefault(pair, None)
+    return tuple(seen)

@@ -1,0 +1,373 @@
+"""The state store: tickets, scores, runs, pull requests, per-tracker cursors and a record of every side effect.
+
+SQLAlchemy 2 on SQLite by default (WAL mode, one file, no server); any SQLAlchemy URL works (PostgreSQL for several
+replicas). The schema is versioned: `MIGRATIONS` brings an older file up to date at open.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from tracker_bridge.models import PullRequest, Run, RunOutcome, RunUsage, Score, Stage
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class TicketRow(Base):
+    """What the daemon knows of one ticket; `stage` is the truth the board is brought to."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (UniqueConstraint("tracker", "ref"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tracker: Mapped[str] = mapped_column(String(128))
+    ref: Mapped[str] = mapped_column(String(256))
+    title: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str] = mapped_column(Text, default="")
+    stage: Mapped[str] = mapped_column(String(32), default=Stage.SEEN.value)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    repo: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    branch: Mapped[str | None] = mapped_column(Text, nullable=True)
+    content_hash: Mapped[str] = mapped_column(String(64), default="")
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    score_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    trigger_via: Mapped[str | None] = mapped_column(String(16), nullable=True)  # label | column
+    pr_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pr_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pr_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    iterations: Mapped[int] = mapped_column(Integer, default=0)
+    feedback_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    iterated_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)  # PR head already iterated on
+    # The column and status comment last written to the tracker: effects are applied until these match the stage.
+    column_applied: Mapped[str | None] = mapped_column(Text, nullable=True)
+    comment_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    progress: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def stage_enum(self) -> Stage:
+        return Stage(self.stage)
+
+    @property
+    def score_model(self) -> Score | None:
+        return Score.model_validate_json(self.score_json) if self.score_json else None
+
+    @property
+    def feedback(self) -> list[str]:
+        return list(json.loads(self.feedback_json)) if self.feedback_json else []
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | finished | interrupted
+    backend: Mapped[str] = mapped_column(String(32))
+    branch: Mapped[str] = mapped_column(Text)
+    workspace: Mapped[str] = mapped_column(Text)
+    trace_path: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    turns: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    def to_model(self, tracker: str, ref: str) -> Run:
+        return Run(
+            id=self.id,
+            tracker=tracker,
+            ref=ref,
+            attempt=self.attempt,
+            branch=self.branch,
+            workspace=self.workspace,
+            backend=self.backend,
+            usage=RunUsage(
+                turns=self.turns,
+                input_tokens=self.input_tokens,
+                output_tokens=self.output_tokens,
+                cost_usd=self.cost_usd,
+            ),
+            outcome=RunOutcome(self.outcome) if self.outcome else None,
+            reason=self.reason,
+            summary=self.summary,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
+
+
+class EffectRow(Base):
+    """One side effect done on a remote, for the audit trail (`status`, the dashboard, tests)."""
+
+    __tablename__ = "effects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # move | comment | label | push | open_pr | link_pr
+    detail: Mapped[str] = mapped_column(Text, default="")
+    done_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CursorRow(Base):
+    __tablename__ = "cursors"
+
+    tracker: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    polled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+# Each entry upgrades the schema from version N to N+1 (index 0: 1 -> 2). Append, never edit.
+MIGRATIONS: list[Callable[[Engine], None]] = []
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL: readers (status, dashboard) never block the daemon's writes; a crash never corrupts the file.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        is_sqlite = url.startswith("sqlite")
+        self.engine = create_engine(
+            url, connect_args={"check_same_thread": False} if is_sqlite else {}, pool_pre_ping=not is_sqlite
+        )
+        if is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite allows one writer; worker threads and the poll loop take turns here instead of hitting "locked".
+        self.lock = threading.RLock()
+        self._migrate()
+
+    def _migrate(self) -> None:
+        existing = inspect(self.engine).get_table_names()
+        Base.metadata.create_all(self.engine)
+        with self.session() as s:
+            row = s.get(Meta, "schema_version")
+            if row is None:
+                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION if "tickets" not in existing else 1)))
+                s.flush()
+                row = s.get(Meta, "schema_version")
+            assert row is not None
+            version = int(row.value)
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the state store is at schema version {version}, newer than this tracker-bridge ({SCHEMA_VERSION}); "
+                "upgrade tracker-bridge"
+            )
+        while version < SCHEMA_VERSION:
+            MIGRATIONS[version - 1](self.engine)
+            version += 1
+            with self.session() as s:
+                s.merge(Meta(key="schema_version", value=str(version)))
+
+    @property
+    def schema_version(self) -> int:
+        with self.session() as s:
+            row = s.get(Meta, "schema_version")
+            return int(row.value) if row else 0
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.lock, self._session() as s, s.begin():
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- tickets ---------------------------------------------------------------------------------------------------
+
+    def ticket(self, tracker: str, ref: str) -> TicketRow | None:
+        with self.session() as s:
+            return s.scalars(select(TicketRow).where(TicketRow.tracker == tracker, TicketRow.ref == ref)).first()
+
+    def get_or_create_ticket(self, tracker: str, ref: str, **fields: Any) -> tuple[TicketRow, bool]:
+        with self.session() as s:
+            row = s.scalars(select(TicketRow).where(TicketRow.tracker == tracker, TicketRow.ref == ref)).first()
+            if row is not None:
+                return row, False
+            row = TicketRow(tracker=tracker, ref=ref, **fields)
+            s.add(row)
+            s.flush()
+            return row, True
+
+    def update_ticket(self, row_id: int, **fields: Any) -> TicketRow:
+        with self.session() as s:
+            row = s.get(TicketRow, row_id)
+            assert row is not None
+            for k, v in fields.items():
+                setattr(row, k, v)
+            row.updated_at = utcnow()
+            s.flush()
+            return row
+
+    def tickets(self, *, tracker: str | None = None, stages: tuple[Stage, ...] | None = None) -> list[TicketRow]:
+        with self.session() as s:
+            q = select(TicketRow).order_by(TicketRow.id)
+            if tracker is not None:
+                q = q.where(TicketRow.tracker == tracker)
+            if stages is not None:
+                q = q.where(TicketRow.stage.in_([st.value for st in stages]))
+            return list(s.scalars(q))
+
+    def find_ticket(self, ref: str) -> TicketRow | None:
+        with self.session() as s:
+            return s.scalars(select(TicketRow).where(TicketRow.ref == ref)).first()
+
+    # --- runs ------------------------------------------------------------------------------------------------------
+
+    def start_run(self, ticket_id: int, **fields: Any) -> RunRow:
+        with self.session() as s:
+            previous = s.scalar(select(func.max(RunRow.attempt)).where(RunRow.ticket_id == ticket_id)) or 0
+            run = RunRow(ticket_id=ticket_id, attempt=previous + 1, **fields)
+            s.add(run)
+            s.flush()
+            return run
+
+    def update_run(self, run_id: int, **fields: Any) -> RunRow:
+        with self.session() as s:
+            run = s.get(RunRow, run_id)
+            assert run is not None
+            for k, v in fields.items():
+                setattr(run, k, v)
+            s.flush()
+            return run
+
+    def finish_run(self, run_id: int, outcome: RunOutcome, usage: RunUsage, **fields: Any) -> RunRow:
+        return self.update_run(
+            run_id,
+            status="finished",
+            outcome=outcome.value,
+            turns=usage.turns,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=usage.cost_usd,
+            finished_at=utcnow(),
+            **fields,
+        )
+
+    def runs(self, ticket_id: int) -> list[RunRow]:
+        with self.session() as s:
+            return list(s.scalars(select(RunRow).where(RunRow.ticket_id == ticket_id).order_by(RunRow.id)))
+
+    def last_run(self, ticket_id: int) -> RunRow | None:
+        with self.session() as s:
+            return s.scalars(select(RunRow).where(RunRow.ticket_id == ticket_id).order_by(RunRow.id.desc())).first()
+
+    def interrupt_running(self) -> int:
+        """Mark runs left 'running' by a previous process as interrupted; returns how many."""
+        with self.session() as s:
+            rows = list(s.scalars(select(RunRow).where(RunRow.status == "running")))
+            for r in rows:
+                r.status = "interrupted"
+                r.finished_at = utcnow()
+                r.reason = r.reason or "the daemon stopped during the run"
+            return len(rows)
+
+    def ticket_cost(self, ticket_id: int) -> float:
+        with self.session() as s:
+            return float(s.scalar(select(func.coalesce(func.sum(RunRow.cost_usd), 0.0)).where(
+                RunRow.ticket_id == ticket_id
+            )) or 0.0)
+
+    def spent_on(self, day: date) -> float:
+        start = datetime(day.year, day.month, day.day)
+        with self.session() as s:
+            total = s.scalar(select(func.coalesce(func.sum(RunRow.cost_usd), 0.0)).where(RunRow.started_at >= start))
+            return float(total or 0.0)
+
+    # --- effects and cursors ---------------------------------------------------------------------------------------
+
+    def record_effect(self, ticket_id: int, kind: str, detail: str = "") -> None:
+        with self.session() as s:
+            s.add(EffectRow(ticket_id=ticket_id, kind=kind, detail=detail))
+
+    def effects(self, ticket_id: int | None = None, kind: str | None = None) -> list[EffectRow]:
+        with self.session() as s:
+            q = select(EffectRow).order_by(EffectRow.id)
+            if ticket_id is not None:
+                q = q.where(EffectRow.ticket_id == ticket_id)
+            if kind is not None:
+                q = q.where(EffectRow.kind == kind)
+            return list(s.scalars(q))
+
+    def cursor(self, tracker: str) -> CursorRow | None:
+        with self.session() as s:
+            return s.get(CursorRow, tracker)
+
+    def save_cursor(self, tracker: str, cursor: str | None) -> None:
+        with self.session() as s:
+            row = s.get(CursorRow, tracker) or CursorRow(tracker=tracker)
+            row.cursor = cursor
+            row.polled_at = utcnow()
+            row.last_error = None
+            s.merge(row)
+
+    def save_poll_error(self, tracker: str, error: str) -> None:
+        with self.session() as s:
+            row = s.get(CursorRow, tracker) or CursorRow(tracker=tracker)
+            row.last_error = error
+            row.error_at = utcnow()
+            s.merge(row)
+
+    def cursors(self) -> list[CursorRow]:
+        with self.session() as s:
+            return list(s.scalars(select(CursorRow)))
+
+    def ping(self) -> None:
+        with self.session() as s:
+            s.execute(text("SELECT 1"))
+
+
+def pr_fields(pr: PullRequest) -> dict[str, Any]:
+    return {"pr_id": pr.id, "pr_url": pr.url, "pr_state": pr.state.value}
