@@ -1,0 +1,91 @@
+"""The journey's rules, as pure functions: no server, no store, no git."""
+
+from __future__ import annotations
+
+from tracker_bridge import lifecycle
+from tracker_bridge.config import StagesConfig
+from tracker_bridge.lifecycle import PollAction, on_poll, on_pull_request
+from tracker_bridge.models import ChecksState, PullRequest, PullRequestState, ReviewState, RunOutcome, Stage, Ticket
+from tracker_bridge.protocols import Trigger
+
+TRIGGER = Trigger(label="agent-ready", column="Agent")
+
+
+def ticket(labels: tuple[str, ...] = ("agent-ready",), column: str | None = "Backlog") -> Ticket:
+    return Ticket(ref="PAY-1", tracker="pay", title="Fix it", labels=labels, column=column)
+
+
+def poll(stage: Stage | None, t: Ticket, *, via: str | None = "label", changed: bool = False,
+         applied: str | None = None) -> PollAction:
+    return on_poll(stage=stage, ticket=t, trigger=TRIGGER, via=via, content_changed=changed, column_applied=applied)
+
+
+def pr(state: PullRequestState = PullRequestState.OPEN, **kw: object) -> PullRequest:
+    return PullRequest(id="1", url="u", branch="agent/PAY-1-fix-it", base="main", state=state, **kw)  # type: ignore[arg-type]
+
+
+def test_new_ticket_is_evaluated_only_when_triggered() -> None:
+    assert poll(None, ticket()) is PollAction.EVALUATE
+    assert poll(None, ticket(labels=(), column="Agent")) is PollAction.EVALUATE
+    assert poll(None, ticket(labels=())) is PollAction.NOTHING
+
+
+def test_queued_ticket_is_cancelled_when_its_own_trigger_goes() -> None:
+    # Label-triggered and sitting in the Agent column (the daemon put it there): the label is what counts.
+    assert poll(Stage.QUEUED, ticket(labels=(), column="Agent"), via="label") is PollAction.CANCEL
+    assert poll(Stage.QUEUED, ticket(column="Agent"), via="label") is PollAction.NOTHING
+    # Column-triggered: dragged out of Agent.
+    assert poll(Stage.QUEUED, ticket(labels=(), column="Backlog"), via="column") is PollAction.CANCEL
+
+
+def test_declined_ticket_is_scored_again_only_after_it_changes() -> None:
+    assert poll(Stage.DECLINED, ticket(), changed=False, applied="Needs Refinement") is PollAction.NOTHING
+    assert poll(Stage.DECLINED, ticket(), changed=True, applied="Needs Refinement") is PollAction.EVALUATE
+
+
+def test_failed_ticket_dragged_back_to_agent_is_tried_again() -> None:
+    back = ticket(labels=(), column="Agent")
+    assert poll(Stage.FAILED, back, applied="Needs Human") is PollAction.EVALUATE
+    assert poll(Stage.FAILED, ticket(column="Needs Human"), applied="Needs Human") is PollAction.NOTHING
+    assert poll(Stage.DONE, back, applied="Done") is PollAction.NOTHING
+
+
+def test_running_and_review_tickets_are_left_to_the_run_and_the_pull_request() -> None:
+    for stage in (Stage.RUNNING, Stage.REVIEW):
+        assert poll(stage, ticket(labels=()), changed=True) is PollAction.NOTHING
+
+
+def test_score_and_run_outcomes() -> None:
+    assert lifecycle.after_score(True) is Stage.QUEUED
+    assert lifecycle.after_score(False) is Stage.DECLINED
+    assert lifecycle.after_run(RunOutcome.SUCCEEDED) is Stage.REVIEW
+    for outcome in (RunOutcome.NO_CHANGES, RunOutcome.TESTS_FAILED, RunOutcome.CAP_REACHED, RunOutcome.REFUSED):
+        assert lifecycle.after_run(outcome) is Stage.FAILED
+
+
+def test_pull_request_state_drives_the_board() -> None:
+    args = {"stage": Stage.REVIEW, "iterations": 0, "max_iterations": 2, "iterated_sha": None}
+    assert on_pull_request(pr(PullRequestState.MERGED), **args).stage is Stage.DONE  # type: ignore[arg-type]
+    closed = on_pull_request(pr(PullRequestState.CLOSED), **args)  # type: ignore[arg-type]
+    assert closed.stage is Stage.FAILED and "closed without merging" in closed.reason
+    assert on_pull_request(pr(checks=ChecksState.PASSING), **args).stage is Stage.REVIEW  # type: ignore[arg-type]
+
+
+def test_failed_ci_or_requested_changes_send_it_back_within_the_cap() -> None:
+    failing = pr(checks=ChecksState.FAILING, head_sha="abc", feedback=["test_x failed"])
+    d = on_pull_request(failing, stage=Stage.REVIEW, iterations=0, max_iterations=2, iterated_sha=None)
+    assert d.stage is Stage.RUNNING and d.iterate and d.feedback == ["test_x failed"]
+    # The same head was already iterated on: wait for the new push's checks.
+    same = on_pull_request(failing, stage=Stage.REVIEW, iterations=1, max_iterations=2, iterated_sha="abc")
+    assert same.stage is Stage.REVIEW and not same.iterate
+    changes = pr(review=ReviewState.CHANGES_REQUESTED, head_sha="def")
+    spent = on_pull_request(changes, stage=Stage.REVIEW, iterations=2, max_iterations=2, iterated_sha="abc")
+    assert spent.stage is Stage.FAILED and "a person should take over" in spent.reason
+
+
+def test_stage_columns() -> None:
+    stages = StagesConfig()
+    assert lifecycle.column_for(Stage.RUNNING, stages) == "In Progress"
+    assert lifecycle.column_for(Stage.DECLINED, stages) == "Needs Refinement"
+    assert lifecycle.column_for(Stage.SEEN, stages) is None
+    assert lifecycle.column_for(Stage.CANCELLED, stages) is None
