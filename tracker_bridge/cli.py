@@ -17,11 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tracker_bridge import lifecycle, logs
+from tracker_bridge import logs
 from tracker_bridge.config import ConfigError, Settings, load_settings
-from tracker_bridge.models import Stage
 from tracker_bridge.protocols import Problem, TrackerError
 from tracker_bridge.store import Store
+from tracker_bridge.views import ticket_summaries
 
 app = typer.Typer(
     name="tracker-bridge",
@@ -90,9 +90,16 @@ def run(
             engine.cycle()
             engine.wait()
         else:
-            from tracker_bridge.scheduler import run_forever
+            from tracker_bridge.scheduler import Daemon
 
-            run_forever(engine, settings.bridge.poll_interval)
+            daemon = Daemon(engine, settings.bridge.poll_interval)
+            if settings.web.enabled:
+                from tracker_bridge.web import create_app, serve_in_thread
+
+                app_ = create_app(settings, store, wake=daemon.wake)
+                serve_in_thread(app_, settings.web.host, settings.web.port)
+                err.print(f"dashboard on http://{settings.web.listen}/", highlight=False)
+            daemon.run()
     finally:
         engine.shutdown()
         store.close()
@@ -144,34 +151,13 @@ def score(
     out.print(render_score_markdown(result), markup=False, highlight=False)
 
 
-def _status_rows(settings: Settings, store: Store) -> list[dict[str, Any]]:
-    rows = []
-    for t in store.tickets():
-        stage = Stage(t.stage)
-        column = t.column_applied or lifecycle.column_for(stage, settings.stages)
-        rows.append(
-            {
-                "ref": t.ref,
-                "tracker": t.tracker,
-                "stage": stage.value,
-                "column": column,
-                "score": round(t.score, 4) if t.score is not None else None,
-                "pr_url": t.pr_url,
-                "cost_usd": round(store.ticket_cost(t.id), 6),
-                "updated_at": t.updated_at.isoformat() + "Z",
-                "reason": t.reason,
-            }
-        )
-    return rows
-
-
 @app.command()
 def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Tickets and runs known to the state store."""
     settings = _settings(config, check_secrets=False)
     store = Store(settings.state_url)
     try:
-        rows = _status_rows(settings, store)
+        rows = ticket_summaries(settings, store)
         if as_json:
             print(json.dumps(rows, indent=2))
             return

@@ -43,6 +43,30 @@ class BridgeConfig(_Section):
     log_format: Literal["console", "json"] = "console"
 
 
+class WebConfig(_Section):
+    enabled: bool = Field(default=False, description="serve the dashboard, JSON API, metrics and webhooks")
+    listen: str = Field(default="127.0.0.1:8787", description="host:port to listen on")
+    webhook_secret_env: str = Field(
+        default="TRACKER_BRIDGE_WEBHOOK_SECRET", description="environment variable holding the webhook secret"
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("listen must be host:port, e.g. 127.0.0.1:8787")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 class TriggerConfig(_Section):
     label: str = "agent-ready"
     column: str = "Agent"
@@ -157,6 +181,7 @@ class Settings(BaseSettings):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     trackers: list[TrackerConfig] = Field(default_factory=list)
     repos: list[RepoConfig] = Field(default_factory=list)
+    web: WebConfig = Field(default_factory=WebConfig)
 
     # Where the file was; paths in it are relative to this folder. Not a key of the file.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -259,6 +284,7 @@ def _model_for(parent: tuple[int | str, ...]) -> type[BaseModel] | None:
         "agent": AgentConfig,
         "trackers": TrackerConfig,
         "repos": RepoConfig,
+        "web": WebConfig,
     }
     if not parent:
         return Settings

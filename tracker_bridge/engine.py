@@ -456,12 +456,12 @@ class Engine:
         return f"{row.ref}: {row.title}"
 
     def _pr_body(self, row: TicketRow, run: RunRow) -> str:
-        closes = f"\n\nCloses {row.ref.split('/')[-1]}" if "#" in row.ref and row.ref.count("/") == 1 else ""
+        # The code host adds its own closing keyword ("Closes #N") where the ticket lives on the same host.
         link = f"[{row.ref}]({row.url})" if row.url.startswith("http") else row.ref
         return (
             f"Resolves {link}.\n\n{run.summary.strip() or 'Change made by the agent.'}\n\n"
             f"---\nOpened by tracker-bridge after the test command passed "
-            f"(run attempt {run.attempt}, {run.turns} turn(s), ${run.cost_usd:.2f}).{closes}"
+            f"(run attempt {run.attempt}, {run.turns} turn(s), ${run.cost_usd:.2f})."
         )
 
     # --- pull requests ---------------------------------------------------------------------------------------------

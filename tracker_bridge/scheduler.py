@@ -1,4 +1,7 @@
-"""The polling loop on APScheduler 3: one cycle every poll_interval, never two at once, stopped by SIGINT/SIGTERM."""
+"""The polling loop on APScheduler 3: one cycle every poll_interval, never two at once, stopped by SIGINT/SIGTERM.
+
+`Daemon.wake()` runs the next cycle now (a verified webhook calls it): the fast path on top of polling.
+"""
 
 from __future__ import annotations
 
@@ -13,27 +16,42 @@ from tracker_bridge.engine import Engine
 
 log = structlog.get_logger(__name__)
 
+JOB_ID = "poll"
 
-def run_forever(engine: Engine, interval: float) -> None:
-    scheduler = BlockingScheduler(timezone=UTC)
 
-    def cycle() -> None:
+class Daemon:
+    def __init__(self, engine: Engine, interval: float) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.scheduler = BlockingScheduler(timezone=UTC)
+        # max_instances=1 + coalesce: a slow cycle delays the next instead of stacking cycles up.
+        self.scheduler.add_job(
+            self._cycle,
+            "interval",
+            id=JOB_ID,
+            seconds=interval,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
+
+    def _cycle(self) -> None:
         try:
-            report = engine.cycle()
+            report = self.engine.cycle()
             log.info("cycle", polled=report.polled, started=report.started_runs, errors=report.poll_errors)
         except Exception:  # one bad cycle must not stop the daemon; the next one tries again
             log.exception("cycle.failed")
 
-    # max_instances=1 + coalesce: a slow cycle delays the next instead of stacking cycles up.
-    scheduler.add_job(
-        cycle, "interval", seconds=interval, max_instances=1, coalesce=True, next_run_time=datetime.now(UTC)
-    )
+    def wake(self) -> None:
+        """Poll now rather than at the next interval (a cycle under way is not interrupted)."""
+        self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
+    def stop(self, signum: int, _frame: FrameType | None) -> None:
         log.info("daemon.stopping", signal=signal.Signals(signum).name)
-        scheduler.shutdown(wait=False)
+        self.scheduler.shutdown(wait=False)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info("daemon.started", interval=interval, trackers=list(engine.trackers))
-    scheduler.start()
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        log.info("daemon.started", interval=self.interval, trackers=list(self.engine.trackers))
+        self.scheduler.start()

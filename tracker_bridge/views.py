@@ -1,0 +1,63 @@
+"""What the CLI's `status`, the JSON API and the dashboard show of the store: one shape for all three."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracker_bridge import lifecycle
+from tracker_bridge.config import Settings
+from tracker_bridge.models import Stage
+from tracker_bridge.store import RunRow, Store, TicketRow
+
+
+def ticket_summary(settings: Settings, store: Store, row: TicketRow) -> dict[str, Any]:
+    stage = Stage(row.stage)
+    return {
+        "ref": row.ref,
+        "tracker": row.tracker,
+        "stage": stage.value,
+        "column": row.column_applied or lifecycle.column_for(stage, settings.stages),
+        "score": round(row.score, 4) if row.score is not None else None,
+        "pr_url": row.pr_url,
+        "cost_usd": round(store.ticket_cost(row.id), 6),
+        "updated_at": row.updated_at.isoformat() + "Z",
+        "reason": row.reason,
+    }
+
+
+def ticket_summaries(settings: Settings, store: Store) -> list[dict[str, Any]]:
+    return [ticket_summary(settings, store, row) for row in store.tickets()]
+
+
+def run_summary(run: RunRow) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "attempt": run.attempt,
+        "status": run.status,
+        "backend": run.backend,
+        "branch": run.branch,
+        "outcome": run.outcome,
+        "reason": run.reason,
+        "turns": run.turns,
+        "input_tokens": run.input_tokens,
+        "output_tokens": run.output_tokens,
+        "cost_usd": round(run.cost_usd, 6),
+        "started_at": run.started_at.isoformat() + "Z",
+        "finished_at": run.finished_at.isoformat() + "Z" if run.finished_at else None,
+    }
+
+
+def ticket_detail(settings: Settings, store: Store, row: TicketRow) -> dict[str, Any]:
+    score = row.score_model
+    return {
+        **ticket_summary(settings, store, row),
+        "title": row.title,
+        "url": row.url,
+        "branch": row.branch,
+        "iterations": row.iterations,
+        "score_detail": score.model_dump() if score else None,
+        "runs": [run_summary(r) for r in store.runs(row.id)],
+        "effects": [
+            {"kind": e.kind, "detail": e.detail, "at": e.done_at.isoformat() + "Z"} for e in store.effects(row.id)
+        ],
+    }
