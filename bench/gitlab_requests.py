@@ -30,7 +30,7 @@ def measure(sim: GitLabSim, label: str, action: object) -> int:
     action()
     n = sim.server.count(path_prefix=API)
     methods = sorted({f"{r.method} {r.path.split('/api/v4')[1]}" for r in sim.server.log})
-    print(f"{label:<48} {n:>3} request(s)   {'; '.join(methods)}")
+    print(f"{label:<52} {n:>3} request(s)   {'; '.join(methods)}")
     return n
 
 
@@ -112,7 +112,10 @@ def main() -> None:
         )
         measure(sim, "status note, edit in place", lambda: tracker.upsert_status_comment("acme/shop#151", "running"))
         measure(sim, "status note, unchanged", lambda: tracker.upsert_status_comment("acme/shop#151", "running"))
-        measure(sim, "trigger_actor", lambda: tracker.trigger_actor(tracker.get_ticket("acme/shop#151")))
+        ticket = tracker.get_ticket("acme/shop#151")
+        measure(sim, "trigger_actor", lambda: tracker.trigger_actor(ticket))
+        sim.comment(world.project, 3, "It also happens on refunds", by=world.alice)
+        measure(sim, "poll after a person commented on a triggered issue", poll)
 
         repo = RepoConfig(
             name="shop", host="gitlab", url=f"{sim.url}/acme/shop.git", api_url=sim.url, token_env="GITLAB_TOKEN"
@@ -125,14 +128,16 @@ def main() -> None:
             "get_pull_request (passing pipeline)",
             lambda: (sim.set_pipeline(world.project, 1, "success"), host.get_pull_request("1")),
         )
+        sim.review_comment(world.project, 1, "Please add a test", by=world.alice)
+        measure(sim, "get_pull_request (with a review thread)", lambda: host.get_pull_request("1"))
         measure(
             sim,
-            "get_pull_request (failing pipeline)",
+            "get_pull_request (review thread, failing pipeline)",
             lambda: (sim.set_pipeline(world.project, 1, "failed", {"pytest": "failed"}), host.get_pull_request("1")),
         )
 
         engine_idle = engine_idle_cycle(sim, Path(tmp))
-        print(f"{'engine idle cycle (whole daemon, nothing changed)':<48} {engine_idle:>3} request(s)")
+        print(f"{'engine idle cycle (whole daemon, nothing changed)':<52} {engine_idle:>3} request(s)")
         print(f"\nidle cycle budget: at most 2 requests -> tracker {idle}, engine {engine_idle}")
 
 

@@ -70,7 +70,9 @@ def main() -> None:
         measure(sim, "poll with 1 changed ticket", changed)
         pr = PullRequest(id="1", url="https://git.example/pr/1", branch="agent/PAY-7-x", base="main", title="Fix")
         per_ticket = 0
-        per_ticket += measure(sim, "trigger_actor (changelog)", lambda: tracker.trigger_actor(tracker.get_ticket(key)))
+        per_ticket += measure(
+            sim, "get_ticket + trigger_actor (changelog)", lambda: tracker.trigger_actor(tracker.get_ticket(key))
+        )
         per_ticket += measure(sim, "move to In Progress (read + transition)", lambda: tracker.move(key, "In Progress"))
         per_ticket += measure(
             sim,

@@ -184,7 +184,8 @@ class GitLabHost:
         with translated(CodeHostError, what, self.gl.url):
             mr = self._project().mergerequests.get(int(pr_id))
             approvals = mr.approvals.get()
-            notes = mr.notes.list(get_all=True, sort="asc", order_by="created_at")
+            # user_notes_count leaves out system notes: with none, there is no review thread to read.
+            notes = mr.notes.list(get_all=True, sort="asc", order_by="created_at") if mr.user_notes_count else []
             checks, failing = self._checks(mr)
         threads = [n.body for n in notes if not n.system and n.attributes.get("resolvable") and not n.resolved]
         if threads:

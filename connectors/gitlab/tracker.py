@@ -218,6 +218,12 @@ class GitLabTracker:
             comments=tuple(comments),
         )
 
+    def _comments_of(self, issue: Any, ref: str) -> list[str]:
+        # user_notes_count counts people's notes and ours, not system notes: 0 means there is nothing to read.
+        if issue.attributes.get("user_notes_count") == 0:
+            return []
+        return self._comments(ref)
+
     def _comments(self, ref: str) -> list[str]:
         """People's notes, oldest first: system notes ("changed the label") and our status note left out."""
         path, iid = parse_ref(ref)
@@ -247,13 +253,13 @@ class GitLabTracker:
                 seen.add(key)
             ticket = self._to_ticket(issue, [])
             if self.trigger.matches(ticket):
-                tickets.append(ticket.model_copy(update={"comments": tuple(self._comments(ticket.ref))}))
+                tickets.append(ticket.model_copy(update={"comments": tuple(self._comments_of(issue, ticket.ref))}))
         after = newest.isoformat().replace("+00:00", "Z")
         return PollResult(tickets, _Cursor(after, seen).dump())
 
     def get_ticket(self, ref: str) -> Ticket:
         issue = self._issue(ref)
-        return self._to_ticket(issue, self._comments(ref))
+        return self._to_ticket(issue, self._comments_of(issue, ref))
 
     # --- writing ---------------------------------------------------------------------------------------------------
 

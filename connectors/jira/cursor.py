@@ -69,11 +69,13 @@ def jql_date(moment: datetime, tz: str | None) -> str:
 
 
 def build_jql(scope: str, trigger: str, since: datetime | None, overlap: timedelta, tz: str | None) -> str:
+    """The poll's JQL. Ordered by creation, not by `updated`: a ticket changed while the pages are read must not
+    move between pages, which would shift the others and make the next page skip one."""
     clauses = [f"({scope})"] if scope.strip() else []
     clauses.append(f"({trigger})")
     if since is not None:
         clauses.append(f"updated >= {jql_date(since - overlap, tz)}")
-    return " AND ".join(clauses) + " ORDER BY updated ASC, key ASC"
+    return " AND ".join(clauses) + " ORDER BY created ASC, key ASC"
 
 
 def prune(seen: dict[str, str], since: datetime, overlap: timedelta) -> dict[str, str]:

@@ -53,7 +53,8 @@ class RetryingSession(ResilientSession):
             try:
                 response = requests.Session.request(self, method, url, timeout=self.timeout, **prepared)
             except requests.ConnectionError as exc:
-                if attempt == self.policy.attempts:
+                # A dropped connection may have carried the request: only what is safe to repeat is repeated.
+                if attempt == self.policy.attempts or not repeatable:
                     raise
                 delay = self.policy.backoff(attempt)
                 log.warning("jira.connection_error", url=str(url), error=str(exc), retry_in=delay, attempt=attempt)

@@ -288,12 +288,22 @@ class JiraTracker:
             )
             self._note(ref, f"move:{column}:{current.get('id')}", message)
             raise TrackerError(message)
-        self._call(
-            "POST",
-            f"issue/{ref}/transitions",
-            f"moving {ref} to {column!r} (transition {chosen.get('name')!r})",
-            json={"transition": {"id": str(chosen["id"])}},
-        )
+        try:
+            self._call(
+                "POST",
+                f"issue/{ref}/transitions",
+                f"moving {ref} to {column!r} (transition {chosen.get('name')!r})",
+                json={"transition": {"id": str(chosen["id"])}},
+            )
+        except TrackerError as exc:
+            if "HTTP 400" in str(exc):  # e.g. a transition screen with a required field: a person must fix it
+                self._note(
+                    ref,
+                    f"transition:{chosen.get('id')}",
+                    f"tracker-bridge cannot move {ref} to {column!r}: {exc}. Fix: remove required fields from the "
+                    "transition's screen (set them with a post-function) or map the stage to another status.",
+                )
+            raise
 
     # --- comments --------------------------------------------------------------------------------------------------
 

@@ -189,3 +189,15 @@ def test_an_api_refusal_fails_the_run_with_the_apis_message(env: Path) -> None:
         report, _, _ = run(env, fake)
     assert report.outcome is RunOutcome.AGENT_FAILED
     assert report.reason.startswith("the Anthropic API failed:") and "invalid x-api-key" in report.reason
+
+
+def test_a_final_turn_that_goes_over_the_dollar_cap_is_not_proposed(env: Path) -> None:
+    script = [
+        tool("write_file", path="calc.py", content="def add(a, b):\n    return a + b\n"),
+        text("Done.", input_tokens=400_000),  # $1.20 on its own
+    ]
+    with FakeAnthropic(script=script) as fake:
+        report, p, _ = run(env, fake, max_cost_usd=1.0)
+    assert report.outcome is RunOutcome.CAP_REACHED
+    assert report.reason.startswith("dollar cap reached: $1.2") and report.commit_sha is None
+    assert "partial work, not proposed" in git(p.workspace, "log", "-1", "--format=%s")

@@ -112,6 +112,8 @@ def test_the_whole_journey_on_jira(tmp_path: Path, sim: JiraSim) -> None:
     sneaky = sim.create_issue("PAY", title + " (again)", description, status="Backlog").key
     sim.add_label(sneaky, "agent-ready", by=mallory)
 
+    doctor = CliRunner().invoke(app, ["doctor", "-c", str(config)])
+    assert doctor.exit_code == 0, doctor.output
     run_once(config)
 
     # The good ticket: taken, run, pull request opened and linked, card In Review.

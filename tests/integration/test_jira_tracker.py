@@ -120,6 +120,25 @@ def test_poll_pages_through_500_tickets_and_an_idle_cycle_costs_one_request(
     assert len(sim.server.log) == 1
 
 
+def test_a_ticket_changed_while_the_pages_are_read_does_not_make_another_one_skipped(
+    sim: JiraSim, make: MakeTracker, alice: User
+) -> None:
+    keys = [labelled(sim, alice, f"Ticket {n}") for n in range(150)]
+    for key in keys:
+        sim.touch(key, sim.now() - timedelta(minutes=10))
+    searches: list[int] = []
+
+    def change_between_pages(req: Any) -> None:
+        if req.path.endswith("/search/jql"):
+            searches.append(1)
+            if len(searches) == 2:  # page 1 was served: a person comments on a ticket it held
+                sim.comment(keys[3], "One more detail.", by=alice)
+
+    sim.server.before.insert(0, change_between_pages)
+    result = make().poll(None)
+    assert sorted(t.ref for t in result.tickets) == sorted(keys)
+
+
 def test_poll_with_a_cursor_from_a_previous_process_stays_within_two_requests(
     sim: JiraSim, make: MakeTracker, alice: User
 ) -> None:
@@ -228,6 +247,8 @@ def test_a_transition_screen_with_a_required_field_is_a_clear_error(
     key = labelled(sim, alice)
     with pytest.raises(TrackerError, match=r"moving .* to 'Done'.*HTTP 400: Resolution is required"):
         make().move(key, "Done")
+    [note] = sim.bot_comments(key)
+    assert "Resolution is required" in sim.comment_text(note)
 
 
 def test_board_columns_map_to_statuses(sim: JiraSim, make: MakeTracker, alice: User) -> None:
@@ -445,4 +466,4 @@ def test_retry_after_is_honoured(sim: JiraSim, make: MakeTracker) -> None:
     sim.server.inject(429, count=1, headers={"Retry-After": "7"})
     sim.server.inject(500, count=2)
     tracker.check(STAGES)
-    assert waited == [7.0, 0.5, 1.0]  # as Jira asked, then exponential backoff
+    assert waited == [7.0, 1.0, 2.0]  # as Jira asked, then exponential backoff (RetryPolicy)

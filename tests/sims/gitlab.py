@@ -634,7 +634,7 @@ class GitLabSim:
             "detailed_merge_status": "draft_status" if mr.draft else "mergeable",
             "sha": mr.sha,
             "merge_commit_sha": mr.merge_commit_sha,
-            "user_notes_count": len(mr.notes),
+            "user_notes_count": sum(1 for n in mr.notes if not n.system),
             "web_url": f"{self.web_url(project)}/-/merge_requests/{mr.iid}",
             "references": {"short": f"!{mr.iid}", "relative": f"!{mr.iid}", "full": f"{project.path}!{mr.iid}"},
         }

@@ -83,6 +83,10 @@ def test_poll_follows_pagination_over_many_issues(world: World) -> None:
 def test_comments_leave_out_system_notes_and_our_status_note(world: World) -> None:
     issue = world.issue("Fix rounding", labels=["agent-ready"])
     tracker = make_tracker(world)
+    tracker.board()  # read once per process
+    world.sim.server.reset_log()
+    assert tracker.get_ticket("acme/shop#1").comments == ()
+    assert requests_made(world) == 1  # no notes yet (user_notes_count = 0): the notes are not even read
     tracker.upsert_status_comment("acme/shop#1", "**Agent**: scoring")
     world.sim.comment(world.project, issue.iid, "Please also check refunds", by=world.alice)
     ticket = tracker.get_ticket("acme/shop#1")

@@ -53,7 +53,7 @@ def test_jql_dates_are_written_in_the_bots_zone_at_minute_precision() -> None:
     assert jql_date(moment, None) == '"2026/01/15 10:30"'
     jql = build_jql("project = PAY", 'labels = "agent-ready"', moment, timedelta(minutes=2), "UTC")
     expected = '(project = PAY) AND (labels = "agent-ready") AND updated >= "2026/01/15 10:28"'
-    assert jql == expected + " ORDER BY updated ASC, key ASC"
+    assert jql == expected + " ORDER BY created ASC, key ASC"
 
 
 def test_an_unreadable_cursor_means_a_full_poll_not_a_crash() -> None:

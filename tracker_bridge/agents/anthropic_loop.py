@@ -17,7 +17,6 @@ from typing import Any
 import anthropic
 
 from tracker_bridge.agents.caps import CapMeter, Throttle, cost_usd, price_of
-from tracker_bridge.agents.command import secret_env_names
 from tracker_bridge.agents.sandbox import Sandbox
 from tracker_bridge.agents.trace import TraceWriter
 from tracker_bridge.config import ModelPrice, Settings
@@ -204,15 +203,13 @@ class AnthropicBackend:
         base_url: str | None,
         prices: dict[str, ModelPrice],
         sandbox: Sandbox,
-        secrets: list[str],
         event_interval: float = 5.0,
     ) -> None:
         self.model = model
         self.api_key = api_key
         self.base_url = base_url
         self.prices = prices
-        self.sandbox = sandbox
-        self.secrets = secrets
+        self.sandbox = sandbox  # commands get a clean environment there: no secret of the daemon's reaches them
         self.event_interval = event_interval
 
     @classmethod
@@ -224,7 +221,6 @@ class AnthropicBackend:
             base_url=a.base_url,
             prices=a.prices,
             sandbox=Sandbox.for_settings(settings),
-            secrets=secret_env_names(settings),
         )
 
     def _price(self, trace: TraceWriter) -> ModelPrice | None:
@@ -254,6 +250,14 @@ class AnthropicBackend:
             trace.write(kind, reason=reason, usage=meter.usage.model_dump())
             emit(AgentEvent(kind=kind, message=reason, usage=meter.usage), force=True)
             return AgentResult(outcome=outcome, usage=meter.usage, summary=summary, reason=reason)
+
+        def finish(summary: str) -> AgentResult:
+            reason = meter.exceeded()  # the last turn itself may have gone over a spending cap
+            if reason:
+                return stop(RunOutcome.CAP_REACHED, reason, summary)
+            trace.write("finished", summary=summary, usage=meter.usage.model_dump())
+            emit(AgentEvent(kind="finished", message=summary[:200], usage=meter.usage), force=True)
+            return AgentResult(outcome=RunOutcome.SUCCEEDED, usage=meter.usage, summary=summary)
 
         summary = ""
         while True:
@@ -292,7 +296,7 @@ class AnthropicBackend:
             messages.append({"role": "assistant", "content": blocks})
             calls = [b for b in response.content if b.type == "tool_use"]
             if not calls:
-                return self._finished(trace, emit, meter, summary)
+                return finish(summary)
             results: list[dict[str, Any]] = []
             finished: str | None = None
             for call in calls:
@@ -308,21 +312,10 @@ class AnthropicBackend:
                                 "is_error": is_error})  # fmt: skip
             messages.append({"role": "user", "content": results})
             if finished is not None:
-                return self._finished(trace, emit, meter, finished)
+                return finish(finished)
             reason = meter.exceeded()
             if reason:
                 return stop(RunOutcome.CAP_REACHED, reason, summary)
-
-    @staticmethod
-    def _finished(trace: TraceWriter, emit: Throttle, meter: CapMeter, summary: str) -> AgentResult:
-        reason = meter.exceeded()  # the last turn itself may have gone over a spending cap
-        if reason:
-            trace.write("cap_reached", reason=reason, usage=meter.usage.model_dump())
-            emit(AgentEvent(kind="cap_reached", message=reason, usage=meter.usage), force=True)
-            return AgentResult(outcome=RunOutcome.CAP_REACHED, usage=meter.usage, summary=summary, reason=reason)
-        trace.write("finished", summary=summary, usage=meter.usage.model_dump())
-        emit(AgentEvent(kind="finished", message=summary[:200], usage=meter.usage), force=True)
-        return AgentResult(outcome=RunOutcome.SUCCEEDED, usage=meter.usage, summary=summary)
 
     def _tool(
         self, ws: Workspace, request: AgentRequest, meter: CapMeter, name: str, args: dict[str, Any]

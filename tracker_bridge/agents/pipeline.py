@@ -204,7 +204,7 @@ def execute_run(
         daily_budget_left_usd=plan.daily_budget_left_usd,
     )
     title = f"{plan.ticket.ref}: {plan.ticket.title}"
-    clock = CapMeter.for_request(request)  # only its clock: wall time across agent passes and test runs
+    clock = CapMeter.for_request(request)  # only its clock: the wall time a retry still has
     usage = RunUsage()
     summary = ""
 
@@ -238,7 +238,8 @@ def execute_run(
             trace.write("guard", refused=True, reason=refusal)
             return finish(RunReport(RunOutcome.REFUSED, usage, summary, refusal))
         on_event(AgentEvent(kind="tests", message=f"running `{plan.repo.test_command}`", usage=usage))
-        passed, output = run_tests(plan.workspace, plan.repo.test_command, max(clock.time_left, 1.0), sandbox)
+        # the daemon's own verdict is not the agent's time: the test run gets the whole `timeout` for itself
+        passed, output = run_tests(plan.workspace, plan.repo.test_command, agent.timeout, sandbox)
         trace.write("tests", attempt=attempt + 1, command=plan.repo.test_command, passed=passed, output=output)
         if passed:
             head = git(plan.workspace, "rev-parse", "HEAD")

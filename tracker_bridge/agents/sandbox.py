@@ -34,7 +34,7 @@ PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Resource limits for the fallback (and, as a second belt, inside bubblewrap): no core dumps, bounded file size and
-# open files. Address-space limits break JIT runtimes (node), so they apply only where the caller asks.
+# open files. No address-space limit: it breaks JIT runtimes (node, the JVM) that reserve more than they use.
 FILE_SIZE_LIMIT = 2 * 1024**3
 
 # Without bubblewrap the parent-death signal reaches only the direct child. So the direct child is this small shell
@@ -103,23 +103,19 @@ def _under_tmp(paths: Sequence[Path]) -> tuple[str, ...]:
     return tuple(str(p) for p in kept)
 
 
-def _limits(cpu_seconds: int | None, memory_bytes: int | None, guarded: bool) -> Callable[[], None]:
+def _limits(guarded: bool) -> Callable[[], None]:
     def apply() -> None:
         process.child_setup(signal.SIGTERM if guarded else signal.SIGKILL)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
         resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES_LIMIT, OPEN_FILES_LIMIT))
-        if cpu_seconds:
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
-        if memory_bytes:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
     return apply
 
 
 @dataclass(frozen=True)
 class Sandbox:
-    """How to start one kind of agent process; `wrap` turns a command into what actually runs."""
+    """How agent processes start: `argv` turns a command into what actually runs, `start` and `run` run it."""
 
     mode: Mode
     message: str
@@ -200,8 +196,6 @@ class Sandbox:
         extra_env: Mapping[str, str] | None = None,
         stdin: int | None = subprocess.PIPE,
         stderr: int | None = subprocess.STDOUT,
-        cpu_seconds: int | None = None,
-        memory_bytes: int | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start `command` sandboxed, in its own process group (so `process.kill_group` stops all of it)."""
         home_dir = home if home is not None else Path(tempfile.gettempdir())  # private under bubblewrap
@@ -214,7 +208,7 @@ class Sandbox:
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=stderr,
-            preexec_fn=_limits(cpu_seconds, memory_bytes, guarded=not self.isolated),
+            preexec_fn=_limits(guarded=not self.isolated),
         )
 
     def run(
@@ -225,11 +219,9 @@ class Sandbox:
         timeout: float,
         network: bool = False,
         extra_env: Mapping[str, str] | None = None,
-        memory_bytes: int | None = None,
     ) -> tuple[int | None, str]:
         """Run to completion (stdout and stderr together); (None, output) when it was killed at `timeout`."""
-        proc = self.start(command, workspace=workspace, network=network, extra_env=extra_env, stdin=subprocess.DEVNULL,
-                          memory_bytes=memory_bytes)  # fmt: skip
+        proc = self.start(command, workspace=workspace, network=network, extra_env=extra_env, stdin=subprocess.DEVNULL)
         try:
             out, _ = proc.communicate(timeout=max(timeout, 0.1))
         except subprocess.TimeoutExpired:

@@ -1,10 +1,10 @@
 """The text factors: scope, clarity, kind and risk, each a value in [0, 1] with a reason and what to add.
 
 Values are built from the facts `text.py` extracts, with fixed, round coefficients. They were checked against real
-agent outcomes (bench/triage_eval.py on bench/data/triage-dev.jsonl, see docs/scoring.md): tickets that name
-many symbols, run long, pile up asks or hedge did worse; tickets that pin the problem (a traceback, a regression
-version, a proposed fix, a named failing test) did better. The coefficients are deliberately not fitted to the rows,
-so that they carry over to other trackers.
+agent outcomes (bench/triage_eval.py on bench/data/triage-dev.jsonl, see docs/scoring.md): tickets that name many
+symbols, run long, pile up asks, refer to other tickets or hedge did worse; tickets that pin the problem (a
+traceback, the version where it broke, a patch, "X does not support Y", a title naming the function) did better.
+The coefficients are deliberately not fitted to the rows, so that they carry over to other trackers.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ WEIGHTS: dict[str, float] = {"scope": 0.30, "clarity": 0.30, "kind": 0.15, "risk
 
 # Penalties taken off a scope of 1.0 (a one-line fix) for each sign of a bigger change.
 SCOPE: dict[str, float] = {
-    "length": 0.15,  # times log-length in [0, 1]
+    "length": 0.15,  # times log-length in [0, 1]; small because breadth and code already grow with length
     "breadth": 0.25,  # times log-count of named symbols and paths in [0, 1]
     "code": 0.05,  # times log-count of code lines in [0, 1]
     "ask": 0.03,  # per ask beyond the first
@@ -241,6 +241,9 @@ def kind_factor(t: TicketText) -> Assessment:
     )
 
 
+_RISK_PHRASE = {"migration": "a schema migration"}
+
+
 def risk_factor(t: TicketText, extra: tuple[tuple[str, str], ...] = ()) -> Assessment:
     """Migrations, CI configuration, authentication and secrets, generated or vendored code.
 
@@ -263,7 +266,8 @@ def risk_factor(t: TicketText, extra: tuple[tuple[str, str], ...] = ()) -> Asses
     value = _clip(1.0 - 0.35 * len(hits))
     described = "; ".join(f"{cat}: {', '.join(f'`{e}`' for e in ev[:3])}" for cat, ev in hits.items())
     suggestions = tuple(
-        f"It touches {cat} ({', '.join(f'`{e}`' for e in ev[:2])}): say what may change there and how it is reviewed, "
+        f"It touches {_RISK_PHRASE.get(cat, cat)} ({', '.join(f'`{e}`' for e in ev[:2])}): say what may change "
+        "there and how it is reviewed, "
         "or move that part to a separate ticket for a person."
         for cat, ev in hits.items()
     )

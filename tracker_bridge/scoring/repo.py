@@ -146,10 +146,16 @@ def _skipped(path: str) -> bool:
 MAX_UNCOMMITTED_FILES = 5_000  # files passed by name to git grep in a repository without commits
 
 
-def _grep_target(tree: str | None, files: list[str]) -> list[str]:
+def _grep_target(tree: str | None, files: list[str], *, code_only: bool = False) -> list[str]:
     # At HEAD when there is a commit. In a repository without one yet, the listed files on disk by name: git grep
-    # --untracked would otherwise walk an unignored virtualenv even when a pathspec excludes it.
-    return [tree, "--", *_SKIP_PATHSPECS] if tree else ["--untracked", "--", *files[:MAX_UNCOMMITTED_FILES]]
+    # --untracked would otherwise walk an unignored virtualenv even when a pathspec excludes it. `code_only` keeps
+    # to source files: a name like `Ticket` can match megabytes of recorded API schemas otherwise.
+    if tree:
+        code = [f":(glob)**/*{suffix}" for suffix in sorted(_SOURCE_SUFFIXES)] if code_only else []
+        return [tree, "--", *code, *_SKIP_PATHSPECS]
+    if code_only:
+        files = [f for f in files if PurePosixPath(f).suffix in _SOURCE_SUFFIXES]
+    return ["--untracked", "--", *files[:MAX_UNCOMMITTED_FILES]]
 
 
 def _strip_tree(line: str, tree: str | None) -> str:
@@ -165,7 +171,7 @@ def _definitions(repo_dir: Path, names: list[str], tree: str | None, files: list
     args = ["grep", "-I", "-n", "-w", "-F"]
     for name in names:
         args += ["-e", name]
-    proc = _git(repo_dir, *args, *_grep_target(tree, files))
+    proc = _git(repo_dir, *args, *_grep_target(tree, files, code_only=True))
     found: dict[str, list[str]] = {}
     if proc.returncode not in (0, 1):
         raise GitUnavailable(f"git grep failed: {proc.stderr.strip()[:200]}")

@@ -40,16 +40,13 @@ _EXPECTED = re.compile(
     r"\bexpected(?: (?:result|output|outcome|behaviou?r))?\s*[:=]|"
     r"\b(expected (?:result|output|outcome|behaviou?r)|i expect(?:ed)?|expected to|"
     r"should (?:return|be|raise|give|produce|show)|actual (?:result|output|outcome|behaviou?r)|instead of)\b",
-    re.I,
 )
 # A backticked call with arguments, `f(x)`, is a small example of use.
 _INLINE_CALL = re.compile(r"`[^`\n]*\w\([^`\n]*\)[^`\n]*`")
 _NAME_LIKE = re.compile(r"^[A-Za-z_][\w.:/-]*$")
-_REPRO = re.compile(
-    r"\b(steps to reproduce|to reproduce|reproduc\w+|minimal example|mcve|code for reproduction)\b", re.I
-)
+_REPRO = re.compile(r"\b(steps to reproduce|to reproduce|reproduc\w+|minimal example|mcve|code for reproduction)\b")
 _ACCEPTANCE = re.compile(
-    r"\b(acceptance criteria|definition of done|done when|it is done when|must (?:return|raise|accept|reject))\b", re.I
+    r"\b(acceptance criteria|definition of done|done when|it is done when|must (?:return|raise|accept|reject))\b"
 )
 _FIX_HINT = re.compile(
     r"\b(should be (?:changed|replaced|removed|fixed by)|(?:could|can) be (?:changed|replaced|fixed)|the fix\b|"
@@ -65,27 +62,24 @@ _TITLE_SYMBOL = re.compile(r"`[^`]+`|\w\(|\b[A-Z][a-z0-9]+[A-Z]\w*|\b\w+\.\w+\b|
 _MISSING_CASE = re.compile(
     r"\b(?:(?:doesn't|does not|not|isn't|is not|don't|do not) (?:support|handle|accept|respect|honou?r)|unsupported|"
     r"not (?:supported|handled|respected))\b",
-    re.I,
 )
 _REGRESSION = re.compile(
     r"\b(regress\w*|used to work|worked (?:fine |well )?(?:in|before|until)|since (?:version |v)?\d+\.\d+|"
     r"broke (?:in|with|after))\b",
-    re.I,
 )
 # "#1234" or "issue 1234": the context lives in other tickets the agent may not see.
 _TICKET_REF = re.compile(r"(?<![\w&])#\d{2,}\b|\b(?:issue|ticket|bug) \d{2,}\b", re.I)
 _LOCATION = re.compile(r"(\bline \d+|#L\d+|/blob/[\w.-]+/\S+\.\w+)", re.I)
 
 # Hedging and open questions: the reporter has not decided what they want yet.
+# Patterns of wording (hedges, asks, kinds, expected behaviour...) have no IGNORECASE flag: they are matched against
+# lower-cased text, which is two to three times faster with Python's re.
 _HEDGES = re.compile(
     r"\b(maybe|perhaps|not sure|i think|i guess|i believe|i wonder|probably|possibly|it seems|seems like|unclear|"
     r"explore|investigate|think about|look into|figure out|some way to|somehow|ideally|might want)\b",
-    re.I,
 )
 _QUESTION = re.compile(r"\w[)\"'`]?\?+(?=\s|$)")
-_ADDITIVE = re.compile(
-    r"\b(also|additionally|furthermore|in addition|another (?:issue|problem|thing)|as well as)\b", re.I
-)
+_ADDITIVE = re.compile(r"\b(also|additionally|furthermore|in addition|another (?:issue|problem|thing)|as well as)\b")
 _BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S", re.M)
 # An open checklist of short items is a list of sub-tasks; long checked items are an issue template's checklist.
 _CHECKBOX = re.compile(r"^\s*[-*+]\s+\[ \]\s+(.+)$", re.M)
@@ -93,30 +87,28 @@ _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
 _FEATURE = re.compile(
     r"\b(add support|support for|feature request|would be (?:nice|great|useful|good)|new option|ability to|"
     r"allow (?:users?|the|to|for)|it would be|enhancement|new feature)\b",
-    re.I,
 )
-_REFACTOR = re.compile(r"\b(refactor\w*|clean ?up|restructur\w*|rewrite|reorganis\w*|reorganiz\w*|modernis\w*)\b", re.I)
-_BUG = re.compile(r"\b(bug|crash\w*|fails?|failing|failure|error|wrong|incorrect|broken|regression|exception)\b", re.I)
-_DOCS = re.compile(r"\b(documentation|docs?|docstrings?|changelog|release notes)\b", re.I)
+_REFACTOR = re.compile(r"\b(refactor\w*|clean ?up|restructur\w*|rewrite|reorganis\w*|reorganiz\w*|modernis\w*)\b")
+_BUG = re.compile(r"\b(bug|crash\w*|fails?|failing|failure|error|wrong|incorrect|broken|regression|exception)\b")
+_DOCS = re.compile(r"\b(documentation|docs?|docstrings?|changelog|release notes)\b")
 
 # Kinds of work that are not a single change an agent can finish: the ticket says so about itself.
 _KIND_MARKERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "epic",
-        re.compile(r"\b(epic|umbrella (?:issue|ticket)|tracking (?:issue|ticket)|meta[- ]issue|roadmap)\b", re.I),
+        re.compile(r"\b(epic|umbrella (?:issue|ticket)|tracking (?:issue|ticket)|meta[- ]issue|roadmap)\b"),
     ),
-    ("spike", re.compile(r"\b(spike|proof of concept|feasibility study|time-?boxed investigation)\b", re.I)),
+    ("spike", re.compile(r"\b(spike|proof of concept|feasibility study|time-?boxed investigation)\b")),
     (
         "design question",
         re.compile(
             r"(^\W*rfc\b|\bdesign (?:doc|question|discussion|proposal)|\bopen for discussion|\bshould we\b[^.\n]*\?)",
-            re.I,
         ),
     ),
-    ("sub-tasks", re.compile(r"\b(sub-?tasks?|child (?:issues|tickets|stories)|broken down into)\b", re.I)),
+    ("sub-tasks", re.compile(r"\b(sub-?tasks?|child (?:issues|tickets|stories)|broken down into)\b")),
 )
 # A title that only asks to look into something is a spike, whatever the body says.
-_TITLE_SPIKE = re.compile(r"^\W*(investigate|explore|research|evaluate|look into|think about|figure out)\b", re.I)
+_TITLE_SPIKE = re.compile(r"^\W*(investigate|explore|research|evaluate|look into|think about|figure out)\b")
 # What makes a change risky to hand over: schema migrations, CI, credentials, generated or vendored files.
 _RISK_TEXT: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
@@ -279,7 +271,7 @@ def _paths(text: str) -> tuple[str, ...]:
 
 
 def analyse_text(ticket: Ticket) -> TicketText:
-    """Extract the facts the text factors need from a ticket's title, description and comments."""
+    """Extract the facts the text factors need from a ticket's title and description (as the reporter wrote it)."""
     title = ticket.title.strip()
     # HTML comments are an issue template's instructions, invisible to the people reading the ticket.
     body = _HTML_COMMENT.sub("", ticket.description or "")
@@ -287,16 +279,17 @@ def analyse_text(ticket: Ticket) -> TicketText:
     prose, code_lines, code_blocks = split_code(text)
     prose_no_urls = _URL.sub(" ", prose)
     words = len(text.split())
-    hedges = _unique([m.lower() for m in _HEDGES.findall(prose_no_urls)])
+    prose_low, wording = prose.lower(), prose_no_urls.lower()
+    hedges = _unique(_HEDGES.findall(wording))
     questions = len(_QUESTION.findall(prose_no_urls))
     bullets = len(_BULLET.findall(prose))
     checkboxes = sum(len(item.split()) <= 12 for item in _CHECKBOX.findall(prose))
-    additive = len(_ADDITIVE.findall(prose_no_urls))
+    additive = len(_ADDITIVE.findall(wording))
     # Distinct asks: one, plus each "also"/"additionally", every other plain bullet (lists mix asks and details) and
     # every open checklist item (each is a task).
     asks = 1 + additive + max(0, bullets - checkboxes - 1) // 2 + checkboxes
-    kind_markers = tuple((kind, m.group(0).strip()) for kind, rx in _KIND_MARKERS if (m := rx.search(prose_no_urls)))
-    if (m := _TITLE_SPIKE.search(title)) and not any(k == "spike" for k, _ in kind_markers):
+    kind_markers = tuple((kind, m.group(0).strip()) for kind, rx in _KIND_MARKERS if (m := rx.search(wording)))
+    if (m := _TITLE_SPIKE.search(title.lower())) and not any(k == "spike" for k, _ in kind_markers):
         kind_markers += (("spike", m.group(0).strip()),)
     risk = tuple((kind, m.group(0)) for kind, rx in _RISK_TEXT if (m := rx.search(text)))
     paths = _paths(text)
@@ -315,24 +308,24 @@ def analyse_text(ticket: Ticket) -> TicketText:
         tests_named=_unique(_TEST_NAME.findall(text)),
         exceptions=_unique(_EXCEPTION.findall(text)),
         has_traceback=bool(_TRACEBACK.search(text)),
-        has_repro=bool(_REPRO.search(prose) or code_blocks or _INLINE_CALL.search(prose)),
-        has_expected=bool(_EXPECTED.search(prose)),
-        has_acceptance=bool(_ACCEPTANCE.search(prose)) or (checkboxes > 0 and not kind_markers),
+        has_repro=bool(_REPRO.search(prose_low) or code_blocks or _INLINE_CALL.search(prose)),
+        has_expected=bool(_EXPECTED.search(prose_low)),
+        has_acceptance=bool(_ACCEPTANCE.search(prose_low)) or (checkboxes > 0 and not kind_markers),
         proposes_fix=bool(_FIX_HINT.search(text)),
         offers_patch=bool(_PATCH.search(prose)),
         title_names_symbol=bool(_TITLE_SYMBOL.search(title)),
-        names_regression=bool(_REGRESSION.search(prose)),
-        missing_case=bool(_MISSING_CASE.search(prose_no_urls)),
+        names_regression=bool(_REGRESSION.search(prose_low)),
+        missing_case=bool(_MISSING_CASE.search(wording)),
         points_at_location=bool(_LOCATION.search(text)) or bool(paths),
         ticket_refs=_unique(_TICKET_REF.findall(prose_no_urls)),
         hedges=hedges,
         questions=questions,
         asks=asks,
         checkboxes=checkboxes,
-        feature_wording=bool(_FEATURE.search(prose_no_urls)),
-        refactor_wording=bool(_REFACTOR.search(prose_no_urls)),
-        bug_wording=bool(_BUG.search(prose_no_urls)),
-        docs_wording=bool(_DOCS.search(prose_no_urls)),
+        feature_wording=bool(_FEATURE.search(wording)),
+        refactor_wording=bool(_REFACTOR.search(wording)),
+        bug_wording=bool(_BUG.search(wording)),
+        docs_wording=bool(_DOCS.search(wording)),
         kind_markers=kind_markers,
         risk_mentions=_unique_pairs(risk + risk_paths),
     )
