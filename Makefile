@@ -23,7 +23,9 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy tracker_bridge connectors
 
 bench: $(STAMP)
-	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	@for f in bench/*.py; do echo "== $$f"; \
+	  if [ $$f = bench/triage_eval.py ]; then $(PY) $$f --data bench/data/triage-dev.jsonl || exit 1; \
+	  else $(PY) $$f || exit 1; fi; done
 
 clean:
 	rm -rf $(VENV) demo-* .pytest_cache .mypy_cache .ruff_cache

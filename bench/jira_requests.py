@@ -3,14 +3,18 @@
 Runs the real connector (and the `jira` package) against the Jira simulator on loopback and counts the requests the
 simulator receives. Prints figures; it is not a timed test.
 
-    .venv/bin/python -m bench.jira_requests [--tickets 500]
+    .venv/bin/python bench/jira_requests.py [--tickets 500]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as `python bench/jira_requests.py` too
 
 from connectors.jira import JiraTracker
 from tests.sims.jira import JiraSim

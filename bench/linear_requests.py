@@ -23,7 +23,7 @@ from connectors.linear import LinearTracker
 from tests.sims.linear import LinearSim, seed
 from tracker_bridge.config import Settings, TrackerConfig, settings_from_dict
 from tracker_bridge.demo import VAGUE_TICKET
-from tracker_bridge.engine import build_engine
+from tracker_bridge.engine import Engine, build_engine
 from tracker_bridge.gitutil import git
 from tracker_bridge.models import PullRequest
 from tracker_bridge.protocols import STATUS_MARKER
@@ -45,6 +45,16 @@ def measure(sim: LinearSim, label: str, action: Callable[[], object]) -> tuple[i
     ops = ", ".join(str(c.operation) for c in sim.calls)
     print(f"  {label:<52} {n:>3} req {points:>8.1f} pts   {ops[:90]}")
     return n, points
+
+
+def cycle(engine: Engine) -> None:
+    engine.cycle()
+    engine.wait()
+
+
+def label_round_trip(tracker: LinearTracker, ref: str) -> None:
+    tracker.add_label(ref, "agent-running")
+    tracker.remove_label(ref, "agent-running")
 
 
 def engine_figures(sim: LinearSim, workdir: Path) -> tuple[int, float]:
@@ -71,13 +81,13 @@ def engine_figures(sim: LinearSim, workdir: Path) -> tuple[int, float]:
     body = VAGUE_TICKET.split("---", 2)[2].strip()
     vague = sim.add_issue(team, "Improve performance", body, state="Backlog", labels=("agent-ready",))
     print("\nThe daemon's cycle (engine + connector), requests counted at the simulator")
-    measure(sim, "first cycle, cold caches (declines 1 vague issue)", lambda: (engine.cycle(), engine.wait()))
-    measure(sim, "next cycle (sees its own changes once)", lambda: (engine.cycle(), engine.wait()))
-    idle = measure(sim, "idle cycle", lambda: (engine.cycle(), engine.wait()))
+    measure(sim, "first cycle, cold caches (declines 1 vague issue)", lambda: cycle(engine))
+    measure(sim, "next cycle (sees its own changes once)", lambda: cycle(engine))
+    idle = measure(sim, "idle cycle", lambda: cycle(engine))
     sim.label(vague, "frontend", sim.users[1])
-    measure(sim, "cycle after a person relabels a handled issue", lambda: (engine.cycle(), engine.wait()))
+    measure(sim, "cycle after a person relabels a handled issue", lambda: cycle(engine))
     sim.add_issue(team, "Improve caching", body, state="Backlog", labels=("agent-ready",))
-    measure(sim, "cycle with 1 newly triggered (vague) issue", lambda: (engine.cycle(), engine.wait()))
+    measure(sim, "cycle with 1 newly triggered (vague) issue", lambda: cycle(engine))
     engine.shutdown()
     store.close()
     return idle
@@ -132,7 +142,7 @@ def main() -> None:
             ("status comment unchanged body",
              lambda: tracker.upsert_status_comment(ref, f"{STATUS_MARKER}\nStage: done")),
             ("add label (cold: look-up) + remove label",
-             lambda: (tracker.add_label(ref, "agent-running"), tracker.remove_label(ref, "agent-running"))),
+             lambda: label_round_trip(tracker, ref)),
             ("link pull request (attachment keyed by url)", lambda: tracker.link_pull_request(ref, pr)),
         ]:
             n, pts = measure(sim, label, action)

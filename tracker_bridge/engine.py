@@ -198,7 +198,8 @@ class Engine:
                 self._set_stage(
                     row,
                     Stage.SEEN,
-                    f"the trigger was added by {who}, who is not in [trigger] allowed_actors; "
+                    f"the trigger was added by {who}, who may not hand tickets to the agent "
+                    "(not listed in [trigger] allowed_actors, or without the permission the tracker requires); "
                     "ask one of the allowed people to add it",
                     report,
                     content_hash=digest,

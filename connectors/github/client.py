@@ -141,9 +141,7 @@ class GitHubClient:
             raise GitHubAPIError(
                 f"cannot reach GitHub at {self.api_url} ({exc}); check the URL and the network"
             ) from exc
-        # send_with_retry may have sent several; count them from the transport's point of view is not possible,
-        # so count one logical request here and the retries through the server's log in tests.
-        self.counters.requests += 1
+        self.counters.requests += 1  # logical requests; retries show in the server's log
         remaining = response.headers.get("x-ratelimit-remaining")
         if remaining is not None and remaining.isdigit():
             self.counters.last_remaining = int(remaining)

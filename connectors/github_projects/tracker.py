@@ -108,7 +108,6 @@ class GitHubProjectsTracker:
         self.min_permission = min_permission
         self.page_limit = page_limit
         self._project: Project | None = None
-        self._node_ids: dict[str, str] = {}
         # filter -> {ref: (item updated_at, issue updated_at)} from the last full answer, to tell news apart
         self._seen: dict[str, dict[str, tuple[str, str]]] = {}
 
@@ -131,6 +130,9 @@ class GitHubProjectsTracker:
             problems.append(
                 f"{key}.options.min_permission = {min_permission!r}: unknown. Fix: use one of {_PERMISSION_ORDER}"
             )
+        page_limit = cfg.options.get("page_limit", 10)
+        if not isinstance(page_limit, int) or isinstance(page_limit, bool) or page_limit < 1:
+            problems.append(f"{key}.options.page_limit = {page_limit!r}: not a positive whole number. Fix: e.g. 10")
         token = cfg.token()
         if not token:
             env = cfg.token_env or "GITHUB_TOKEN"
@@ -146,7 +148,7 @@ class GitHubProjectsTracker:
             Trigger(settings.trigger.label, settings.trigger.column),
             status_field=str(cfg.options.get("status_field", "Status")),
             min_permission=min_permission,
-            page_limit=int(cfg.options.get("page_limit", 10)),
+            page_limit=int(page_limit),
         )
 
     # --- the project, read once ------------------------------------------------------------------------------------
@@ -351,7 +353,6 @@ class GitHubProjectsTracker:
             updated_at=_parse_time(issue.get("updatedAt")),
             comments=comments,
         )
-        self._node_ids[ref] = issue["id"]
         return IssueView(ticket=ticket, node_id=issue["id"], item_id=item_id, status_setter=setter)
 
     def get_ticket(self, ref: str) -> Ticket:

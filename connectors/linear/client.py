@@ -108,6 +108,7 @@ class LinearClient:
             },
         )
         self._hinted_wait: float | None = None
+        self._spent_until: float | None = None
 
     def close(self) -> None:
         self._client.close()
@@ -134,6 +135,7 @@ class LinearClient:
 
     def execute(self, document: Document, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         payload = {"query": document.text, "variables": dict(variables or {}), "operationName": document.name}
+        self._wait_for_budget()
         try:
             response = send_with_retry(
                 self._client, "POST", "/graphql", json=payload, policy=self.policy, sleep=self._sleep,
@@ -148,7 +150,20 @@ class LinearClient:
         body = _json(response)
         return self._data_or_raise(document, response, body)
 
+    def _wait_for_budget(self) -> None:
+        """When Linear's last answer said the budget is spent, wait for the refill instead of spending a request on
+        a certain RATELIMITED."""
+        if self._spent_until is None:
+            return
+        delay = self._spent_until - time.time()
+        self._spent_until = None
+        if delay > 0:
+            log.info("linear.rate_limit_wait", seconds=round(min(delay, self.max_wait), 2))
+            self.sleep(min(delay, self.max_wait))
+
     def _note_limits(self, headers: httpx.Headers) -> None:
+        delay = reset_delay(headers)
+        self._spent_until = time.time() + delay if delay else None
         def as_int(name: str) -> int | None:
             value = headers.get(name)
             return int(value) if value and value.isdigit() else None

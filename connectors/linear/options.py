@@ -9,7 +9,7 @@ from typing import Any
 from tracker_bridge.config import ConfigError, TrackerConfig
 
 AUTH_SCHEMES = ("auto", "api_key", "oauth")
-KNOWN_OPTIONS = ("auth", "page_size", "max_rate_limit_wait", "timeout")
+KNOWN_OPTIONS = ("auth", "page_size", "max_rate_limit_wait", "timeout", "poll_overlap")
 TEAM_KEY = re.compile(r"^[A-Za-z0-9_]{1,7}$")
 
 
@@ -22,6 +22,7 @@ class LinearOptions:
     page_size: int = 10
     max_rate_limit_wait: float = 300.0
     timeout: float = 30.0
+    poll_overlap: float = 10.0
 
     @classmethod
     def from_config(cls, cfg: TrackerConfig) -> LinearOptions:
@@ -55,7 +56,7 @@ class LinearOptions:
         if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= 100:
             problems.append(f"{where}.options.page_size = {page_size!r}: Fix: use a whole number from 1 to 100")
         numbers: dict[str, float] = {}
-        for name, default in (("max_rate_limit_wait", 300.0), ("timeout", 30.0)):
+        for name, default in (("max_rate_limit_wait", 300.0), ("timeout", 30.0), ("poll_overlap", 10.0)):
             value = opts.get(name, default)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 problems.append(f"{where}.options.{name} = {value!r}: Fix: use a number of seconds above 0")
@@ -71,4 +72,5 @@ class LinearOptions:
             page_size=int(page_size),
             max_rate_limit_wait=numbers["max_rate_limit_wait"],
             timeout=numbers["timeout"],
+            poll_overlap=numbers["poll_overlap"],
         )

@@ -2,8 +2,8 @@
 
 Columns are the team's workflow states; a ticket is an issue of the team named by `query` (its key, e.g. ENG). The
 team, its states and the labels used are looked up once and cached for the life of the tracker. Polling asks for
-issues of the team that carry the trigger (label or state) and changed after the cursor, which is the newest
-`updatedAt` seen: an idle cycle is one request.
+issues of the team that carry the trigger (label or state) and changed after the cursor (see cursor.py), and the
+server leaves out what was already seen: an idle cycle is one request of about 290 complexity points.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import structlog
 
 from connectors.linear import documents as docs
 from connectors.linear.client import LinearAuthError, LinearClient, LinearNotFound
+from connectors.linear.cursor import PollCursor, advance
 from connectors.linear.marker import MARKER_URL, has_marker, same_content, with_marker
 from connectors.linear.options import LinearOptions
 from tracker_bridge.config import Settings, TrackerConfig
@@ -27,6 +28,9 @@ from tracker_bridge.protocols import PollResult, Problem, TrackerError, Trigger
 log = structlog.get_logger(__name__)
 
 MAX_HISTORY_PAGES = 10
+# Beyond this many issues seen in the overlap (a bulk edit), a late-visible second change to one of them is left to
+# the next change of that issue, to keep the filter small.
+MAX_SEEN_CLAUSES = 50
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class LinearTracker:
         *,
         allowed_actors: tuple[str, ...] = (),
         page_size: int = 10,
+        poll_overlap: float = 10.0,
         token_env: str = "LINEAR_API_KEY",
     ) -> None:
         self.name = name
@@ -63,6 +68,7 @@ class LinearTracker:
         self.trigger = trigger
         self.allowed_actors = allowed_actors
         self.page_size = page_size
+        self.poll_overlap = poll_overlap
         self.token_env = token_env
         self._teams: dict[str, TeamInfo] = {}
         self._labels: dict[str, str] = {}  # lower-cased label name -> id
@@ -86,6 +92,7 @@ class LinearTracker:
             Trigger(settings.trigger.label, settings.trigger.column),
             allowed_actors=tuple(settings.trigger.allowed_actors),
             page_size=opts.page_size,
+            poll_overlap=opts.poll_overlap,
             token_env=cfg.token_env or "LINEAR_API_KEY",
         )
 
@@ -160,7 +167,7 @@ class LinearTracker:
             comments=tuple(comments or ()),
         )
 
-    def poll_filter(self, cursor: str | None) -> dict[str, Any]:
+    def poll_filter(self, cursor: PollCursor | None) -> dict[str, Any]:
         flt: dict[str, Any] = {
             "team": {"key": {"eq": self.team_key}},
             "or": [
@@ -168,27 +175,38 @@ class LinearTracker:
                 {"state": {"name": {"eqIgnoreCase": self.trigger.column}}},
             ],
         }
-        if cursor:
-            flt["updatedAt"] = {"gt": cursor}
+        if cursor is None:
+            return flt
+        if not cursor.seen:
+            flt["updatedAt"] = {"gt": cursor.newest}
+            return flt
+        # Newer than the cursor; or inside the overlap and either not seen there or changed since we saw it. The
+        # server leaves out what we already have, so an idle poll answers nothing and stays one request however
+        # many issues changed just before the cursor.
+        window: list[dict[str, Any]] = [
+            {"updatedAt": {"gt": cursor.newest}},
+            {"updatedAt": {"gt": cursor.since(self.poll_overlap)}, "id": {"nin": sorted(cursor.seen)}},
+        ]
+        if len(cursor.seen) <= MAX_SEEN_CLAUSES:
+            window += [{"id": {"eq": i}, "updatedAt": {"gt": ts}} for i, ts in sorted(cursor.seen.items())]
+        flt["and"] = [{"or": window}]
         return flt
 
     def poll(self, cursor: str | None) -> PollResult:
-        tickets: list[Ticket] = []
-        newest = cursor
+        previous = PollCursor.decode(cursor)
+        flt = self.poll_filter(previous)
+        nodes: list[dict[str, Any]] = []
         after: str | None = None
-        flt = self.poll_filter(cursor)
         while True:
             data = self.client.execute(docs.POLL_ISSUES, {"filter": flt, "first": self.page_size, "after": after})
             conn = data["issues"]
-            for node in conn["nodes"]:
-                tickets.append(self._ticket(node))
-                # ISO 8601 UTC timestamps of one format compare correctly as strings.
-                if newest is None or node["updatedAt"] > newest:
-                    newest = node["updatedAt"]
+            nodes.extend(conn["nodes"])
             if not conn["pageInfo"]["hasNextPage"]:
                 break
             after = conn["pageInfo"]["endCursor"]
-        return PollResult(tickets, newest)
+        fresh = [n for n in nodes if previous is None or previous.is_new(n["id"], n["updatedAt"])]
+        following = advance(previous, nodes, self.poll_overlap)
+        return PollResult([self._ticket(n) for n in fresh], following.encode() if following else None)
 
     def get_ticket(self, ref: str) -> Ticket:
         try:

@@ -39,7 +39,7 @@ def test_doctor_reports_each_problem_and_how_to_fix_it(journey: Journey) -> None
 
     (journey.tickets / "board.yaml").write_text("columns: [Backlog, Agent, In Progress, In Review, Done]\n")
     text = journey.config.read_text().replace('base_branch = "main"', 'base_branch = "trunk"')
-    journey.config.write_text(text.replace("-m pytest", "-m pytest").replace('test_command = "', 'test_command = "nosuchtool '))
+    journey.config.write_text(text.replace('test_command = "', 'test_command = "nosuchtool '))
     code, output = invoke("doctor", "-c", str(journey.config))
     assert code == 2
     assert "'Needs Refinement' is not on the board" in output
@@ -76,3 +76,25 @@ def test_trace_shows_the_run(journey: Journey) -> None:
     code, output = invoke("trace", "DEMO-1", "-c", str(journey.config))
     assert code == 0, output
     assert "outcome: succeeded" in output and "agent_exit" in output
+
+
+def test_each_bad_configuration_exits_2_with_the_key_and_fix(journey: Journey) -> None:
+    good = journey.config.read_text()
+    cases = {
+        "token": (
+            good + '\n[[trackers]]\nname = "pay"\nkind = "jira"\nurl = "http://127.0.0.1:9"\n'
+            'token_env = "TB_TEST_UNSET_TOKEN"\n',
+            "token_env = 'TB_TEST_UNSET_TOKEN': the environment variable TB_TEST_UNSET_TOKEN is not set",
+        ),
+        "repo": (good.replace('url = "./repo"', 'url = "./no-such-repo"'), "is not a readable git repository"),
+        "value": (good.replace("poll_interval = 5", "poll_interval = -1"), "[bridge] poll_interval = -1"),
+    }
+    for name, (text, expected) in cases.items():
+        journey.config.write_text(text)
+        for command in ("run", "doctor", "status"):
+            if command == "status" and name == "token":
+                continue  # status reads only the store: it needs no token
+            args = [command, "--once"] if command == "run" else [command]
+            code, output = invoke(*args, "-c", str(journey.config))
+            assert code == 2, (name, command, output)
+            assert expected in output and "Fix:" in output, (name, command, output)

@@ -17,9 +17,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.sims.http import LoopbackServer
 
 
 @dataclass
@@ -61,7 +63,7 @@ class Logged:
 
 
 @dataclass
-class FakeAnthropic:
+class FakeAnthropic(LoopbackServer):
     script: list[Turn] = field(default_factory=list)
     default: Turn | Callable[[dict[str, Any]], Turn] = field(default_factory=lambda: text("Done."))
     side_answer: str = "ok"
@@ -71,16 +73,9 @@ class FakeAnthropic:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._httpd: ThreadingHTTPServer | None = None
         self.served_turns = 0
 
     # --- what the tests look at ------------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def main_requests(self) -> list[Logged]:
@@ -200,7 +195,7 @@ class FakeAnthropic:
 
     # --- the server --------------------------------------------------------------------------------------------------
 
-    def start(self) -> FakeAnthropic:
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -280,23 +275,4 @@ class FakeAnthropic:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        class _Server(ThreadingHTTPServer):
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client hanging up (a killed agent) is not a fake's failure
-
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakeAnthropic:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return _Handler

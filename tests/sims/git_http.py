@@ -24,14 +24,13 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
-from tests.sims.http import Request, Response, SimServer
+from tests.sims.http import LoopbackServer, Request, Response, SimServer
 
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 
@@ -135,24 +134,17 @@ def mount_git_http(server: SimServer, root: Path, token: str | None, path_prefix
     return backend
 
 
-class GitHttpServer:
+class GitHttpServer(LoopbackServer):
     """A loopback smart-HTTP git server for the bare repositories under `root` (handles chunked pushes)."""
 
     def __init__(self, root: Path, token: str | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.backend = GitHttpBackend(root=self.root, token=token)
-        self._httpd: ThreadingHTTPServer | None = None
 
     @property
     def log(self) -> list[GitRequest]:
         return self.backend.log
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
 
     def repo_url(self, full_name: str) -> str:
         """http://127.0.0.1:PORT/owner/repo.git"""
@@ -170,7 +162,7 @@ class GitHttpServer:
             _git(seed, "push", "-q", str(bare), "--all")
         return bare
 
-    def start(self) -> Self:
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
         backend = self.backend
 
         class _Handler(BaseHTTPRequestHandler):
@@ -208,22 +200,7 @@ class GitHttpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return _Handler
 
 
 def _split_cgi(output: bytes) -> tuple[bytes, bytes]:

@@ -163,8 +163,7 @@ def execute(
     )
     if not isinstance(result, graphql.ExecutionResult):  # pragma: no cover - we never use async resolvers
         raise TypeError("asynchronous resolvers are not supported by the simulator")
-    body: dict[str, Any] = {"data": result.data}
+    answer: dict[str, Any] = {"data": result.data}
     if result.errors:
-        body["errors"] = [error_json(e) for e in result.errors]
-    phase = "execute"
-    return ExecResult(body, not result.errors, phase, complexity, name, list(result.errors or []))
+        answer["errors"] = [error_json(e) for e in result.errors]
+    return ExecResult(answer, not result.errors, "execute", complexity, name, list(result.errors or []))

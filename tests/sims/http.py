@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -67,7 +67,53 @@ class Fault:
 Handler = Callable[..., Response]
 
 
-class SimServer:
+class _LoopbackHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client hanging up (a killed agent or daemon) is not the simulator's failure
+
+
+class LoopbackServer:
+    """Starting, stopping and addressing a request-handler class on 127.0.0.1, on a free port.
+
+    Subclasses say how to answer in `handler_class()`; this is shared by the REST simulators (SimServer), the git
+    smart-HTTP server and the fake Anthropic API.
+    """
+
+    _httpd: ThreadingHTTPServer | None = None
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Self:
+        handler = self.handler_class()
+        # Without this every keep-alive answer waits ~40 ms for Nagle's algorithm: slow tests, nothing gained.
+        handler.disable_nagle_algorithm = True
+        self._httpd = _LoopbackHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class SimServer(LoopbackServer):
     """Routes like "/rest/api/3/issue/{key}" to handlers called as handler(request, **path_params)."""
 
     def __init__(self) -> None:
@@ -75,8 +121,6 @@ class SimServer:
         self.log: list[Request] = []
         self.faults: deque[Fault] = deque()
         self.lock = threading.RLock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.before: list[Callable[[Request], Response | None]] = []
 
     # --- routing --------------------------------------------------------------------------------------------------
@@ -132,15 +176,9 @@ class SimServer:
         with self.lock:
             self.log.clear()
 
-    # --- lifecycle -------------------------------------------------------------------------------------------------
+    # --- lifecycle ---------------------------------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> SimServer:
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
         sim = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -176,20 +214,4 @@ class SimServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> SimServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return _Handler

@@ -28,13 +28,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
 from tests.sims.graphql_exec import ExecResult, execute, load_schema
 from tests.sims.http import Request, Response, SimServer
 
+Info: TypeAlias = "GraphQLResolveInfo[Context]"
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "linear" / "schema.graphql"
 MAX_COMPLEXITY = 10_000
 MAX_PAGE = 250
@@ -80,7 +81,7 @@ class User:
     def displayName(self) -> str:
         return self.name.split()[0].lower()
 
-    def isMe(self, info: GraphQLResolveInfo) -> bool:
+    def isMe(self, info: Info) -> bool:
         return info.context.viewer is self
 
 
@@ -112,11 +113,11 @@ class Team:
     state_list: list[WorkflowState] = field(default_factory=list)
     issue_count: int = 0
 
-    def states(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+    def states(self, info: Info, **args: Any) -> dict[str, Any]:
         items = [s for s in self.state_list if _match(s, args.get("filter"), _STATE_FILTER, info)]
         return _connection(sorted(items, key=lambda s: s.position), args)
 
-    def labels(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+    def labels(self, info: Info, **args: Any) -> dict[str, Any]:
         mine = [lb for lb in self.sim.labels if lb.team is self]
         return _connection([lb for lb in mine if _match(lb, args.get("filter"), _LABEL_FILTER, info)], args)
 
@@ -225,19 +226,19 @@ class Issue:
     def label_objects(self) -> list[IssueLabel]:
         return [self.sim.label_by_id(i) for i in self.label_ids]
 
-    def labels(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+    def labels(self, info: Info, **args: Any) -> dict[str, Any]:
         items = [lb for lb in self.label_objects() if _match(lb, args.get("filter"), _LABEL_FILTER, info)]
         return _connection(items, args)
 
-    def comments(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+    def comments(self, info: Info, **args: Any) -> dict[str, Any]:
         # Newest first, like Linear's default for issue comments.
         items = [c for c in reversed(self.comment_list) if _match(c, args.get("filter"), _COMMENT_FILTER, info)]
         return _connection(items, args)
 
-    def attachments(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+    def attachments(self, info: Info, **args: Any) -> dict[str, Any]:
         return _connection(list(self.attachment_list), args)
 
-    def history(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+    def history(self, info: Info, **args: Any) -> dict[str, Any]:
         # Linear lists history newest first.
         return _connection(list(reversed(self.history_list)), args)
 
@@ -273,9 +274,9 @@ def _connection(items: list[Any], args: dict[str, Any]) -> dict[str, Any]:
 def _string_op(op: str, value: str | None, arg: Any) -> bool:
     v = value or ""
     if op == "eq":
-        return value == arg
+        return bool(value == arg)
     if op == "neq":
-        return value != arg
+        return bool(value != arg)
     if op == "in":
         return value in arg
     if op == "nin":
@@ -331,7 +332,18 @@ def _cmp_bool(value: bool, cmp: dict[str, Any]) -> bool:
 Matcher = dict[str, Any]
 
 
-def _match(obj: Any, flt: dict[str, Any] | None, spec: Matcher, info: GraphQLResolveInfo) -> bool:
+def _check_keys(flt: dict[str, Any] | None, spec: Matcher) -> None:
+    """Refuse an unimplemented filter key even when there is nothing to filter (else it would pass unnoticed)."""
+    for key, sub in (flt or {}).items():
+        if key in ("and", "or"):
+            for f in sub or ():
+                _check_keys(f, spec)
+        elif key not in spec:
+            raise _err(f"simulator: filter field {key!r} is not implemented")
+
+
+def _match(obj: Any, flt: dict[str, Any] | None, spec: Matcher, info: Info) -> bool:
+    _check_keys(flt, spec)
     if not flt:
         return True
     for key, sub in flt.items():
@@ -353,7 +365,7 @@ def _match(obj: Any, flt: dict[str, Any] | None, spec: Matcher, info: GraphQLRes
     return True
 
 
-def _labels_collection(issue: Issue, sub: dict[str, Any], info: GraphQLResolveInfo) -> bool:
+def _labels_collection(issue: Issue, sub: dict[str, Any], info: Info) -> bool:
     labels = issue.label_objects()
     for key, value in sub.items():
         if key == "some":
@@ -386,7 +398,7 @@ def _cmp_number(value: float, cmp: dict[str, Any]) -> bool:
     return True
 
 
-def _user_match(user: User | None, sub: dict[str, Any], info: GraphQLResolveInfo) -> bool:
+def _user_match(user: User | None, sub: dict[str, Any], info: Info) -> bool:
     if "null" in sub:
         if (user is None) != sub["null"]:
             return False
@@ -485,42 +497,43 @@ class Root:
         self.sim = sim
 
     # Query
-    def viewer(self, info: GraphQLResolveInfo) -> User:
+    def viewer(self, info: Info) -> User:
         return info.context.viewer
 
-    def issue(self, info: GraphQLResolveInfo, id: str) -> Issue:
+    def issue(self, info: Info, id: str) -> Issue:
         return self.sim.find_issue(id)
 
-    def issues(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+    def issues(self, info: Info, **args: Any) -> dict[str, Any]:
+        _check_keys(args.get("filter"), _ISSUE_FILTER)
         items = [i for i in self.sim.issues if _match(i, args.get("filter"), _ISSUE_FILTER, info)]
         order = args.get("orderBy") or "createdAt"
         items.sort(key=lambda i: (getattr(i, order), i.number), reverse=True)
         return _connection(items, args)
 
-    def team(self, info: GraphQLResolveInfo, id: str) -> Team:
+    def team(self, info: Info, id: str) -> Team:
         for t in self.sim.teams:
             if t.id == id:
                 return t
         raise _err("Entity not found: Team - Could not find referenced Team.", "INVALID_INPUT")
 
-    def teams(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+    def teams(self, info: Info, **args: Any) -> dict[str, Any]:
         items = [t for t in self.sim.teams if _match(t, args.get("filter"), _TEAM_FILTER, info)]
         return _connection(items, args)
 
-    def workflowStates(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+    def workflowStates(self, info: Info, **args: Any) -> dict[str, Any]:
         items = [s for t in self.sim.teams for s in t.state_list]
         return _connection([s for s in items if _match(s, args.get("filter"), _STATE_FILTER, info)], args)
 
-    def issueLabels(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+    def issueLabels(self, info: Info, **args: Any) -> dict[str, Any]:
         return _connection([lb for lb in self.sim.labels if _match(lb, args.get("filter"), _LABEL_FILTER, info)], args)
 
     # Mutation
-    def issueUpdate(self, info: GraphQLResolveInfo, id: str, input: dict[str, Any]) -> dict[str, Any]:
+    def issueUpdate(self, info: Info, id: str, input: dict[str, Any]) -> dict[str, Any]:
         issue = self.sim.find_issue(id)
         self.sim.update_issue(issue, info.context.viewer, input)
         return {"success": True, "lastSyncId": self.sim.sync_id(), "issue": issue}
 
-    def issueLabelCreate(self, info: GraphQLResolveInfo, input: dict[str, Any], **_: Any) -> dict[str, Any]:
+    def issueLabelCreate(self, info: Info, input: dict[str, Any], **_: Any) -> dict[str, Any]:
         team = None
         if input.get("teamId"):
             team = next((t for t in self.sim.teams if t.id == input["teamId"]), None)
@@ -533,7 +546,7 @@ class Root:
         label = self.sim.add_label_def(input["name"], team=team, label_id=input.get("id"))
         return {"success": True, "lastSyncId": self.sim.sync_id(), "issueLabel": label}
 
-    def commentCreate(self, info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str, Any]:
+    def commentCreate(self, info: Info, input: dict[str, Any]) -> dict[str, Any]:
         if not input.get("issueId"):
             raise _err("simulator: only comments on issues are implemented (issueId is required)")
         issue = self.sim.find_issue(input["issueId"])
@@ -542,7 +555,7 @@ class Root:
         comment = self.sim.add_comment(issue, input.get("body") or "", info.context.viewer, comment_id=input.get("id"))
         return {"success": True, "lastSyncId": self.sim.sync_id(), "comment": comment}
 
-    def commentUpdate(self, info: GraphQLResolveInfo, id: str, input: dict[str, Any], **_: Any) -> dict[str, Any]:
+    def commentUpdate(self, info: Info, id: str, input: dict[str, Any], **_: Any) -> dict[str, Any]:
         comment = self.sim.find_comment(id)
         if comment.user is not info.context.viewer:
             raise _err("You can only edit your own comments.", "FORBIDDEN", "forbidden")
@@ -550,13 +563,13 @@ class Root:
             self.sim.edit_comment(comment, input["body"] or "")
         return {"success": True, "lastSyncId": self.sim.sync_id(), "comment": comment}
 
-    def attachmentCreate(self, info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str, Any]:
+    def attachmentCreate(self, info: Info, input: dict[str, Any]) -> dict[str, Any]:
         issue = self.sim.find_issue(input["issueId"])
         viewer = info.context.viewer
         att = self.sim.upsert_attachment(issue, input["url"], input["title"], input.get("subtitle"), viewer)
         return {"success": True, "lastSyncId": self.sim.sync_id(), "attachment": att}
 
-    def attachmentLinkURL(self, info: GraphQLResolveInfo, issueId: str, url: str, **args: Any) -> dict[str, Any]:
+    def attachmentLinkURL(self, info: Info, issueId: str, url: str, **args: Any) -> dict[str, Any]:
         issue = self.sim.find_issue(issueId)
         att = self.sim.upsert_attachment(issue, url, args.get("title") or url, None, info.context.viewer)
         return {"success": True, "lastSyncId": self.sim.sync_id(), "attachment": att}
@@ -624,12 +637,7 @@ class LinearSim:
     # --- lifecycle ---
 
     def start(self) -> LinearSim:
-        self.server.start()
-        httpd = self.server._httpd
-        if httpd is not None:
-            # Headers and body go out in two writes; with Nagle on, each keep-alive request waits ~40 ms for a
-            # delayed ACK. Real servers disable Nagle too.
-            httpd.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
+        self.server.start()  # SimServer disables Nagle's algorithm for every simulator
         return self
 
     def stop(self) -> None:

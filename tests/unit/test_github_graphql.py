@@ -91,13 +91,13 @@ def test_primary_rate_limit_waits_for_reset(sim: GitHubSim) -> None:
     import time
 
     sim.world.core.remaining = 0
-    sim.world.core.reset = int(time.time()) + 1
+    sim.world.core.reset = int(time.time()) + 2
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:
         slept.append(seconds)
         time.sleep(seconds)
 
-    client = GitHubClient(sim.url, sim.token, policy=RetryPolicy(attempts=3, base_delay=0.01, max_delay=2), sleep=sleep)
+    client = GitHubClient(sim.url, sim.token, policy=RetryPolicy(attempts=3, base_delay=0.01, max_delay=3), sleep=sleep)
     assert client.rest("GET", "/user").data["login"] == sim.bot
-    assert slept and 0 < slept[0] <= 2
+    assert slept and 0 < slept[0] <= 3

@@ -11,11 +11,11 @@ import pytest
 from connectors.github import GitHubHost
 from connectors.github.client import GitHubClient
 from connectors.retry import RetryPolicy
+from tests.sims.github import GitHubSim
+from tests.sims.github.scenario import Board, acme_board, git_env
 from tracker_bridge.config import ConfigError, RepoConfig, Settings
 from tracker_bridge.models import ChecksState, PullRequestState, ReviewState
 from tracker_bridge.protocols import CodeHostError
-from tests.sims.github import GitHubSim
-from tests.sims.github.scenario import Board, acme_board, git_env
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 BRANCH = "agent/acme-widgets-1-fix-parse-amount"

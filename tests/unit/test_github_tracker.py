@@ -10,10 +10,10 @@ import pytest
 from connectors.github.client import GitHubClient
 from connectors.github_projects import GitHubProjectsTracker, ProjectScope
 from connectors.retry import RetryPolicy
-from tracker_bridge.config import ConfigError, Settings, TrackerConfig
-from tracker_bridge.protocols import STATUS_MARKER, TrackerError, Trigger
 from tests.sims.github import GitHubSim
 from tests.sims.github.scenario import GOOD_TICKET, Board, acme_board
+from tracker_bridge.config import ConfigError, Settings, TrackerConfig
+from tracker_bridge.protocols import STATUS_MARKER, TrackerError, Trigger
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 
@@ -53,7 +53,7 @@ def test_poll_finds_cards_in_agent_column_and_labelled_items(board: Board) -> No
 
 def test_idle_poll_costs_two_free_conditional_requests_and_no_graphql(board: Board) -> None:
     gh = board.gh
-    for n in range(30):
+    for n in range(1000):
         issue = gh.create_issue(board.repo, f"Issue {n}", "text")
         gh.add_to_project(board.project, issue, status="Agent" if n < 3 else "Todo")
     tracker = tracker_for(board)
@@ -190,8 +190,37 @@ def test_from_config_validates_query_and_options(monkeypatch: pytest.MonkeyPatch
     ok = TrackerConfig(name="gh", kind="github", url="http://127.0.0.1:1", token_env="GH_T", query="user:octo/2")
     tracker = GitHubProjectsTracker.from_config(ok, settings)
     assert tracker.scope == ProjectScope("octo", 2, True)
-    bad = TrackerConfig(name="gh", kind="github", url="x", token_env="GH_T", query="acme", options={"colour": 1})
+    options = {"colour": 1, "page_limit": "x"}
+    bad = TrackerConfig(name="gh", kind="github", url="x", token_env="GH_T", query="acme", options=options)
     with pytest.raises(ConfigError) as err:
         GitHubProjectsTracker.from_config(bad, settings)
     text = str(err.value)
-    assert "query = 'acme'" in text and "unknown option(s) colour" in text
+    assert "query = 'acme'" in text and "unknown option(s) colour" in text and "page_limit = 'x'" in text
+
+
+def test_a_classic_token_without_the_project_scope_is_named_with_the_fix(board: Board) -> None:
+    gh = board.gh
+    gh.add_token("ghp_repo_only", gh.bot, scopes="repo")
+    tracker = GitHubProjectsTracker(
+        "gh",
+        ProjectScope.parse("acme/1"),
+        GitHubClient(gh.url, "ghp_repo_only", policy=FAST),
+        Trigger("agent-ready", "Agent"),
+    )
+    [problem] = tracker.check({"running": "In Progress"})
+    assert "'projectV2' field requires one of the following scopes" in problem.message
+    assert "project scope" in problem.fix
+
+    gh.add_token("ghp_read_project", gh.bot, scopes="repo, read:project")
+    reader = GitHubProjectsTracker(
+        "gh",
+        ProjectScope.parse("acme/1"),
+        GitHubClient(gh.url, "ghp_read_project", policy=FAST),
+        Trigger("agent-ready", "Agent"),
+    )
+    assert reader.check({"running": "In Progress"}) == []
+    issue = gh.create_issue(board.repo, "Fix it", "x")
+    gh.add_to_project(board.project, issue, status="Agent")
+    with pytest.raises(TrackerError, match="token needs write access to the project"):
+        reader.move("acme/widgets#1", "In Progress")
+    assert gh.column(issue) == "Agent"

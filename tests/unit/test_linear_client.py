@@ -107,3 +107,13 @@ def test_rate_limit_headers_are_read(sim: LinearSim) -> None:
     c.execute(docs.VIEWER)
     assert c.limits.requests_remaining == sim.request_limit - 1
     assert c.limits.last_complexity == 2
+
+
+def test_a_spent_budget_is_waited_for_before_the_next_request(sim: LinearSim) -> None:
+    sim.request_limit, sim.window_s = 2, 0.4
+    c, sleeper = client(sim, max_wait=5.0)
+    for _ in range(3):
+        c.execute(docs.VIEWER)
+    # The second answer said 0 requests left: the third request waited for the refill and was never refused.
+    assert [call.error_codes for call in sim.calls] == [[], [], []]
+    assert len(sleeper.waits) == 1 and sleeper.waits[0] > 0.2

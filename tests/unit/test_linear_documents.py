@@ -6,6 +6,7 @@ import graphql
 import pytest
 
 from connectors.linear import documents
+from connectors.linear.cursor import PollCursor
 from connectors.linear.tracker import LinearTracker
 from tests.sims.graphql_exec import estimate_complexity
 from tests.sims.linear import schema
@@ -40,13 +41,18 @@ def test_the_largest_poll_page_allowed_is_still_accepted_by_linear() -> None:
     assert cost < 10_000
 
 
-@pytest.mark.parametrize("cursor", [None, "2026-01-02T03:04:05.678Z"])
-def test_the_poll_filter_is_a_valid_issue_filter(cursor: str | None) -> None:
+@pytest.mark.parametrize("cursor", [
+    None,
+    PollCursor("2026-01-02T03:04:05.678Z"),
+    PollCursor("2026-01-02T03:04:05.678Z", {"3f1c6a0e-0000-4000-8000-000000000001": "2026-01-02T03:04:05.678Z"}),
+])
+def test_the_poll_filter_is_a_valid_issue_filter(cursor: PollCursor | None) -> None:
     tracker = LinearTracker.__new__(LinearTracker)
     tracker.team_key = "ENG"
     from tracker_bridge.protocols import Trigger
 
     tracker.trigger = Trigger("agent-ready", "Agent")
+    tracker.poll_overlap = 10.0
     # Executing with no resolvers still coerces the variables against the schema's input types first.
     result = graphql.execute_sync(
         schema(),
@@ -64,3 +70,13 @@ def test_a_wrong_filter_is_caught_by_the_same_check() -> None:
         variable_values={"filter": {"team": {"keys": {"eq": "ENG"}}}, "first": 10},
     )
     assert any(e.message.startswith("Variable") for e in result.errors or ())
+
+
+def test_no_module_of_the_package_carries_graphql_outside_documents_py() -> None:
+    import re
+    from pathlib import Path
+
+    package = Path(documents.__file__).parent
+    operation = re.compile(r"^\s*(query|mutation|subscription|fragment)\s+\w+", re.M)
+    stray = [p.name for p in package.glob("*.py") if p.name != "documents.py" and operation.search(p.read_text())]
+    assert stray == []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from connectors.linear.client import LinearClient
+from connectors.linear.cursor import PollCursor
 from connectors.linear.marker import MARKER_URL
 from connectors.linear.tracker import LinearTracker
 from connectors.retry import RetryPolicy
@@ -78,9 +81,40 @@ def test_poll_is_incremental_a_change_after_the_cursor_is_seen_once(ws: Workspac
     ws.sim.label(b, "frontend", ws.alice)  # a person edits B
     changed = tracker.poll(cursor)
     assert [t.ref for t in changed.tickets] == [b.identifier]
-    assert changed.cursor is not None and cursor is not None and changed.cursor > cursor
+    before, after = PollCursor.decode(cursor), PollCursor.decode(changed.cursor)
+    assert before is not None and after is not None and after.newest == b.updatedAt > before.newest
     assert tracker.poll(changed.cursor).tickets == []
     assert a.identifier not in [t.ref for t in changed.tickets]
+
+
+def test_an_update_that_shows_up_late_is_not_lost(ws: Workspace) -> None:
+    a = ws.issue("A", labels=("agent-ready",))
+    tracker = make_tracker(ws)
+    cursor = tracker.poll(None).cursor
+    time.sleep(0.05)
+    b = ws.issue("B", labels=("agent-ready",))
+    cursor = tracker.poll(cursor).cursor
+    # A change to A stamped a moment before B's, but visible to queries only now (replication lag).
+    a.title, a.updatedAt = "A, clarified", _earlier(b.updatedAt, milliseconds=20)
+    late = tracker.poll(cursor)
+    assert [(t.ref, t.title) for t in late.tickets] == [(a.identifier, "A, clarified")]
+    assert tracker.poll(late.cursor).tickets == []
+
+
+def _earlier(ts: str, milliseconds: int) -> str:
+    when = datetime.fromisoformat(ts.replace("Z", "+00:00")) - timedelta(milliseconds=milliseconds)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_a_burst_of_changes_keeps_idle_polls_at_one_request(ws: Workspace) -> None:
+    for n in range(25):
+        ws.issue(f"Issue {n}", labels=("agent-ready",))
+    tracker = make_tracker(ws, page_size=5)
+    first = tracker.poll(None)
+    assert len(first.tickets) == 25
+    ws.sim.reset_calls()
+    idle = tracker.poll(first.cursor)
+    assert idle.tickets == [] and ws.sim.operations == ["PollIssues"]
 
 
 def test_poll_pages_through_many_issues_by_cursor(ws: Workspace) -> None:

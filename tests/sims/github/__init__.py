@@ -80,6 +80,7 @@ class GitHubSim:
         self.server.before.append(self._gate)
         self.git = GitHttpServer(self.world.git_root, token=token)
         self.validator = _spec_validator()
+        self.validation_errors: list[str] = []  # requests GitHub would have rejected (tests assert it stays empty)
         self.render: Renderer = Renderer(self.world, "http://unstarted")
         rest.install(self)
         self.server.add_route("POST", "/graphql", self._graphql)
@@ -132,6 +133,7 @@ class GitHubSim:
             return None
         errors = self.validator.check(req)
         if errors:
+            self.validation_errors.append(f"{req.method} {req.path}: {'; '.join(errors)}")
             if errors[0].startswith(("unknown path", "method ")):
                 return rest.not_found()
             return rest.error(422, "Invalid request.\n\n" + "\n".join(errors))
@@ -197,7 +199,8 @@ class GitHubSim:
             body = req.json()
         except json.JSONDecodeError:
             return Response(400, {"message": "Problems parsing JSON", "documentation_url": rest.DOCS})
-        status, out = gql.execute(self, self.viewer(req), body)
+        scopes = self.world.tokens[self._token(req) or ""][1]
+        status, out = gql.execute(self, self.viewer(req), body, scopes)
         return Response(status, out, self._rate_headers(req, graphql=True))
 
     def graphql_documents(self) -> list[str]:

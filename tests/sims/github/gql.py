@@ -63,9 +63,21 @@ def _connection(nodes: list[Any], first: int | None = None, last: int | None = N
 
 
 class Resolvers:
-    def __init__(self, sim: GitHubSim, viewer: str) -> None:
+    def __init__(self, sim: GitHubSim, viewer: str, scopes: str | None = None) -> None:
         self.sim = sim
         self.viewer = viewer
+        # a classic token's scopes; None for fine-grained and app tokens (their permissions are not modelled)
+        self.scopes = None if scopes is None else {s.strip() for s in scopes.split(",") if s.strip()}
+
+    def require(self, field: str, *accepted: str) -> None:
+        """GitHub's answer when a classic token lacks the scope a field needs."""
+        if self.scopes is not None and not self.scopes & set(accepted):
+            raise GitHubGraphQLError(
+                f"Your token has not been granted the required scopes to execute this query. The '{field}' field "
+                f"requires one of the following scopes: {list(accepted)}, but your token has only been granted the: "
+                f"{sorted(self.scopes)} scopes. Please modify your token's scopes at: https://github.com/settings/tokens.",
+                kind="INSUFFICIENT_SCOPES",
+            )
 
     def root(self) -> dict[str, Any]:
         return {
@@ -98,6 +110,7 @@ class Resolvers:
 
     def owner(self, login: str, is_user: bool) -> dict[str, Any]:
         def project_v2(info: Any, number: int) -> dict[str, Any]:
+            self.require("projectV2", "read:project", "project")
             project = self.sim.project(login, number, is_user)
             if project is None:
                 raise GitHubGraphQLError(f"Could not resolve to a ProjectV2 with the number {number}.")
@@ -250,6 +263,7 @@ class Resolvers:
         raise GitHubGraphQLError(f"Could not resolve to a node with the global id of '{node_id}'")
 
     def update_item_field_value(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        self.require("updateProjectV2ItemFieldValue", "project")
         project = self._project_by_id(input["projectId"])
         item = next((it for it in project.items if it.node_id == input["itemId"]), None)
         if item is None:
@@ -263,6 +277,7 @@ class Resolvers:
         return {"clientMutationId": input.get("clientMutationId"), "projectV2Item": self.item(item)}
 
     def add_item(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        self.require("addProjectV2ItemById", "project")
         project = self._project_by_id(input["projectId"])
         issue = next(
             (i for r in self.sim.world.repos.values() for i in r.issues.values() if i.node_id == input["contentId"]),
@@ -274,7 +289,7 @@ class Resolvers:
         return {"clientMutationId": input.get("clientMutationId"), "item": self.item(item)}
 
 
-def execute(sim: GitHubSim, viewer: str, body: Any) -> tuple[int, dict[str, Any]]:
+def execute(sim: GitHubSim, viewer: str, body: Any, scopes: str | None = None) -> tuple[int, dict[str, Any]]:
     """Run one GraphQL request as GitHub would: (HTTP status, JSON body)."""
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         return 400, {"message": "Problems parsing JSON", "documentation_url": "https://docs.github.com/graphql"}
@@ -291,7 +306,7 @@ def execute(sim: GitHubSim, viewer: str, body: Any) -> tuple[int, dict[str, Any]
     result = graphql.execute(
         schema,
         document,
-        root_value=Resolvers(sim, viewer).root(),
+        root_value=Resolvers(sim, viewer, scopes).root(),
         variable_values=body.get("variables") or {},
         operation_name=body.get("operationName"),
     )
