@@ -62,7 +62,8 @@ class StoreCollector(Collector):
         for outcome in sorted({r.outcome or r.status for r in runs}):
             outcomes.add_metric([outcome], sum(1 for r in runs if (r.outcome or r.status) == outcome))
         yield outcomes
-        yield CounterMetricFamily("tracker_bridge_cost_usd", "Dollars spent on agent runs", sum(r.cost_usd for r in runs))
+        spent = sum(r.cost_usd for r in runs)
+        yield CounterMetricFamily("tracker_bridge_cost_usd", "Dollars spent on agent runs", spent)
         tokens = CounterMetricFamily("tracker_bridge_tokens", "Tokens used by agent runs", labels=["direction"])
         tokens.add_metric(["input"], sum(r.input_tokens for r in runs))
         tokens.add_metric(["output"], sum(r.output_tokens for r in runs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.journey_helpers import Journey
@@ -98,3 +99,11 @@ def test_each_bad_configuration_exits_2_with_the_key_and_fix(journey: Journey) -
             code, output = invoke(*args, "-c", str(journey.config))
             assert code == 2, (name, command, output)
             assert expected in output and "Fix:" in output, (name, command, output)
+
+
+def test_doctor_says_claude_code_needs_the_api_key(journey: Journey, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    journey.config.write_text(journey.config.read_text().replace('backend = "command"', 'backend = "claude-code"'))
+    code, output = invoke("doctor", "-c", str(journey.config))
+    assert code == 2
+    assert "[agent] api_key_env = 'ANTHROPIC_API_KEY'" in output and "export ANTHROPIC_API_KEY=" in output
