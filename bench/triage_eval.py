@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tracker_bridge.config import ScoringConfig
-from tracker_bridge.models import Ticket
+from tracker_bridge.models import Score, Ticket
 from tracker_bridge.scoring import score_ticket
 
 
@@ -77,14 +77,31 @@ def ticket_from_statement(statement: str, ref: str) -> Ticket:
     return Ticket(ref=ref, tracker="triage-eval", title=title.strip(), description=rest)
 
 
-def figures(scores: list[float], resolved: list[float], threshold: float) -> str:
+def selection(scores: list[float], resolved: list[float], threshold: float) -> tuple[float, float]:
+    """(share of tickets with score >= threshold, their mean resolved_fraction; 0 when none is selected)."""
     selected = [y for s, y in zip(scores, resolved, strict=True) if s >= threshold]
     frac = len(selected) / len(scores) if scores else 0.0
     sel_mean = sum(selected) / len(selected) if selected else 0.0
+    return frac, sel_mean
+
+
+def figures(scores: list[float], resolved: list[float], threshold: float) -> str:
+    frac, sel_mean = selection(scores, resolved, threshold)
     return (
         f"spearman={spearman(scores, resolved):.3f} auc={roc_auc(scores, [y >= 0.5 for y in resolved]):.3f} "
         f"selected_fraction={frac:.3f} selected_mean_resolved={sel_mean:.3f}"
     )
+
+
+def load_rows(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def score_rows(rows: list[dict[str, object]], config: ScoringConfig) -> list[Score]:
+    """Text-only scores of the rows' problem statements, in order."""
+    return [
+        score_ticket(ticket_from_statement(str(r["problem_statement"]), f"row-{i}"), config) for i, r in enumerate(rows)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,13 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-seed", type=int, default=None, help="also report a random 50/50 split")
     args = parser.parse_args(argv)
 
-    rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = load_rows(args.data)
     config = ScoringConfig(threshold=args.threshold, repo_analysis=False, llm=False)
-    scores = [
-        score_ticket(ticket_from_statement(r["problem_statement"], f"row-{i}"), config).value
-        for i, r in enumerate(rows)
-    ]
-    resolved = [float(r["resolved_fraction"]) for r in rows]
+    scores = [s.value for s in score_rows(rows, config)]
+    resolved = [float(str(r["resolved_fraction"])) for r in rows]
     print(f"rows={len(rows)} mean_resolved={sum(resolved) / len(resolved):.3f} threshold={args.threshold}")
     if args.split_seed is not None:
         order = list(range(len(rows)))

@@ -18,8 +18,8 @@ from tracker_bridge.scoring.text import TicketText
 # Relative weights of the factors in the blend (the LLM judge, when on, takes `[scoring] llm_weight`).
 WEIGHTS: dict[str, float] = {"scope": 0.30, "clarity": 0.30, "kind": 0.15, "risk": 0.10, "coverage": 0.15}
 
-# The coefficients below are round numbers of about the same weight per standard deviation of each feature on the
-# development data (unit weighting: it held up on held-out halves where fitted weights did not).
+# The coefficients below are round numbers chosen by hand for each feature's direction and rough strength on the
+# development data, not fitted: fitted coefficients did worse on held-out halves (docs/scoring.md, "Robustness").
 
 # Penalties taken off a scope of 1.0 (a one-line fix) for each sign of a bigger change.
 SCOPE: dict[str, float] = {
