@@ -5,10 +5,14 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tracker_bridge.agents.pipeline import RunPlan
+import pytest
+
+from tracker_bridge.agents import create_backend
+from tracker_bridge.agents.pipeline import RunPlan, RunReport, execute_run
 from tracker_bridge.config import Settings, settings_from_dict
 from tracker_bridge.gitutil import git
 from tracker_bridge.models import PullRequest, Ticket
@@ -102,3 +106,28 @@ def plan(tmp_path: Path, s: Settings, t: Ticket | None = None, daily_left: float
 class Events(list[AgentEvent]):
     def __call__(self, event: AgentEvent) -> None:
         self.append(event)
+
+
+# Two secrets in the environment of an agent run that the agent must never see.
+SECRET_ENV = {"FAKE_TRACKER_TOKEN": "tracker-secret-4711", "FAKE_HOST_TOKEN": "host-secret-4712"}
+
+
+def agent_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_key: str) -> Path:
+    """What an agent run starts from: the API key, the SECRET_ENV secrets, the buggy repository at `origin`."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", api_key)
+    for name, value in SECRET_ENV.items():
+        monkeypatch.setenv(name, value)
+    make_repo(tmp_path / "origin")
+    return tmp_path
+
+
+def run_agent(
+    tmp_path: Path, daily_left: float | None = None, secrets: Sequence[str] = tuple(SECRET_ENV), **agent: Any
+) -> tuple[RunReport, RunPlan, Events]:
+    """One run of the pipeline on the repository at `origin`, with the `[agent]` settings `agent`."""
+    s = settings(tmp_path, **agent)
+    p = plan(tmp_path, s, daily_left=daily_left)
+    events = Events()
+    report = execute_run(p, host=GitDirHost(tmp_path / "origin"), backend=create_backend(s), settings=s,
+                         secrets=list(secrets), on_event=events)  # fmt: skip
+    return report, p, events

@@ -16,6 +16,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from connectors.local import TicketFile
+from tests.agent_fixtures import TEST_COMMAND
 from tracker_bridge.cli import app
 from tracker_bridge.demo import (
     GOOD_TICKET,
@@ -104,3 +105,147 @@ def make_journey(
         agent_command = f"{Path(sys.executable).as_posix()} {agent.as_posix()}"
     config = write_config(root, agent_command=agent_command, tickets="tickets", repo="repo", extra=extra_config)
     return Journey(root=root, config=config, tickets=folder, repo=repo)
+
+
+# --- the journeys on a tracker service (GitHub, GitLab, Jira, Linear) -------------------------------------------------
+
+# The calc.add bug of the GitHub and GitLab journeys (the repository is tests.agent_fixtures.make_repo), a vague
+# ticket, and an agent script that applies the one known fix.
+CALC_TITLE = "calc.add returns the difference instead of the sum"
+CALC_TICKET = """## Bug
+`add(a, b)` in `calc.py` subtracts instead of adding.
+
+## Steps to reproduce
+Run `python -m pytest -q test_calc.py`.
+
+## Expected
+`add(2, 3)` returns 5.
+
+## Actual
+`add(2, 3)` returns -1, and `test_add` in `test_calc.py` fails.
+
+## Acceptance criteria
+- [ ] `add` in `calc.py` returns `a + b`
+- [ ] `test_add` in `test_calc.py` passes
+"""
+VAGUE_TICKET_TEXT = "Improve performance? Maybe explore caching, think about the architecture."
+CALC_AGENT = """import pathlib
+p = pathlib.Path("calc.py")
+p.write_text(p.read_text().replace("a - b", "a + b"))
+"""
+
+
+def write_hosted_config(
+    tmp: Path, tracker_toml: str, *, host: str, url: str, api_url: str, token_env: str, extra: str = ""
+) -> Path:
+    """The config of a calc journey: CALC_AGENT as the agent, `tracker_toml` as the [[trackers]] table, and the
+    repository "shop" on the code host `host` (its git `url`, its `api_url`, its token in `token_env`)."""
+    agent = tmp / "agent.py"
+    agent.write_text(CALC_AGENT)
+    cfg = tmp / "tracker-bridge.toml"
+    cfg.write_text(
+        f"""
+[bridge]
+state = "sqlite:///{tmp / "state.db"}"
+state_dir = "{tmp / "state"}"
+
+{extra}
+
+[agent]
+backend = "command"
+command = "{sys.executable} {agent}"
+sandbox = "none"
+
+{tracker_toml}
+
+[[repos]]
+name = "shop"
+host = "{host}"
+url = "{url}"
+api_url = "{api_url}"
+token_env = "{token_env}"
+base_branch = "main"
+test_command = '{TEST_COMMAND}'
+"""
+    )
+    return cfg
+
+
+def local_calc_tracker(tmp: Path) -> tuple[Path, str]:
+    """A ticket folder holding DEMO-1 (the calc.add bug, labelled agent-ready) and the [[trackers]] table for it,
+    feeding the repository "shop"."""
+    tickets = tmp / "tickets"
+    tickets.mkdir()
+    (tickets / "DEMO-1.md").write_text(
+        f"---\ntitle: {CALC_TITLE}\nstatus: Todo\nlabels: [agent-ready]\n---\n{CALC_TICKET}", encoding="utf-8"
+    )
+    tracker = f"""
+[[trackers]]
+name = "demo"
+kind = "local"
+url = "{tickets}"
+repo = "shop"
+"""
+    return tickets, tracker
+
+
+def demo_ticket_parts(ticket: str) -> tuple[str, str]:
+    """(title, description) of a demo ticket written with YAML front matter."""
+    _, front, body = ticket.split("---", 2)
+    title = next(line.split(":", 1)[1].strip() for line in front.splitlines() if line.startswith("title:"))
+    return title, body.strip()
+
+
+def sample_repo_and_agent(tmp: Path) -> tuple[Path, Path]:
+    """The demo's sample repository (textkit, with its failing test) and its stand-in agent, under `tmp`."""
+    return make_sample_repo(tmp / "textkit"), make_stand_in_agent(tmp / "agent.py")
+
+
+def write_service_config(
+    tmp_path: Path, tracker_toml: str, *, repo: Path, agent: Path, allowed_actors: list[str]
+) -> Path:
+    """The config of a demo journey on a tracker service: `tracker_toml` is its [[trackers]] table (feeding the
+    repository "textkit"), the code host is the local git repository `repo`, the agent the script `agent`."""
+    config = tmp_path / "tracker-bridge.toml"
+    config.write_text(
+        f"""
+[bridge]
+state = "sqlite:///state.db"
+state_dir = ".tracker-bridge"
+
+[trigger]
+label = "agent-ready"
+column = "Agent"
+allowed_actors = {json.dumps(allowed_actors)}
+
+[agent]
+backend = "command"
+command = "{Path(sys.executable).as_posix()} {agent.as_posix()}"
+timeout = 120
+
+{tracker_toml.strip()}
+
+[[repos]]
+name = "textkit"
+host = "local"
+url = "{repo.as_posix()}"
+base_branch = "main"
+test_command = "{Path(sys.executable).as_posix()} -m pytest -q -p no:cacheprovider"
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def run_once(config: Path, *, catch_exceptions: bool = True) -> str:
+    """`tracker-bridge run --once -c config`, which must succeed; its output."""
+    result = CliRunner().invoke(app, ["run", "--once", "-c", str(config)], catch_exceptions=catch_exceptions)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def merge_the_agent_branch(repo: Path) -> None:
+    """The merge of the one agent branch into main in the local repository `repo`."""
+    branches = git(repo, "branch", "--list", "agent/*", "--format=%(refname:short)").split()
+    assert len(branches) == 1
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge the agent's fix", branches[0])

@@ -40,6 +40,7 @@ from tracker_bridge.store import RunRow, Store, TicketRow, pr_fields
 log = structlog.get_logger(__name__)
 
 PROGRESS_INTERVAL_S = 15.0  # the status comment follows a run's progress at most this often
+PUBLISH_ATTEMPTS = 3  # cycles in which a finished run's push / pull request is tried before the ticket fails
 
 
 def content_hash(ticket: Ticket) -> str:
@@ -283,14 +284,16 @@ class Engine:
 
     def _start(self, row: TicketRow, budget_left: float, report: CycleReport) -> None:
         tracker = self.trackers[row.tracker]
-        if row.stage_enum is Stage.RUNNING and row.pr_id is None and row.branch and row.repo:
-            # Resumed after a crash: if the pull request was opened before the crash, adopt it instead of re-running.
+        if row.stage_enum is Stage.RUNNING and row.branch and row.repo:
+            # A `running` ticket with no run under way: resumed after a crash, a publish that failed, or an iteration.
             pr = self._find_pr(row)
-            if pr is not None:
+            if row.pr_id is None and pr is not None and pr.state is PullRequestState.OPEN:
+                # The pull request was opened before the crash: adopt it instead of running the agent again.
                 self._adopt_pull_request(row, pr, report)
                 return
             last = self.store.last_run(row.id)
-            if last is not None and self._publishable(last):
+            if last is not None and self._publishable(last) and (pr is None or pr.head_sha != last.commit_sha):
+                # The run's commit is not on the pull request yet: publish it rather than run the agent again.
                 self._submit(row.id, lambda: self._publish_only(row.id, last))
                 return
             if last is not None and last.status == "finished" and last.outcome != RunOutcome.SUCCEEDED.value:
@@ -422,15 +425,33 @@ class Engine:
         """Push the branch and open (or find) the pull request: the daemon's credentials, never the agent's."""
         assert row.branch is not None
         workspace = Path(run.workspace)
-        with self._effects_lock:
-            host.push(workspace, row.branch)
-            failpoint("after_push")
-            self.store.record_effect(row.id, "push", f"{row.branch}@{run.commit_sha}")
-            pr = host.find_pull_request(row.branch)
-            if pr is None or pr.state is not PullRequestState.OPEN:
-                pr = host.open_pull_request(row.branch, self._pr_title(row), self._pr_body(row, run))
-                failpoint("after_open_pr")
-                self.store.record_effect(row.id, "open_pr", pr.url)
+        try:
+            with self._effects_lock:
+                host.push(workspace, row.branch)
+                failpoint("after_push")
+                self.store.record_effect(row.id, "push", f"{row.branch}@{run.commit_sha}")
+                pr = host.find_pull_request(row.branch)
+                if pr is None or pr.state is not PullRequestState.OPEN:
+                    pr = host.open_pull_request(row.branch, self._pr_title(row), self._pr_body(row, run))
+                    failpoint("after_open_pr")
+                    self.store.record_effect(row.id, "open_pr", pr.url)
+        except CodeHostError as exc:
+            # The work is done and committed in the workspace: an outage of the code host should not throw it away.
+            # The ticket stays `running` and the next cycle publishes again, up to PUBLISH_ATTEMPTS times.
+            self.store.record_effect(row.id, "publish_error", f"run {run.id}: {exc}")
+            errors = self.store.effects(row.id, "publish_error")
+            failures = sum(1 for e in errors if e.detail.startswith(f"run {run.id}:"))
+            if failures >= PUBLISH_ATTEMPTS:
+                self._set_stage(row, Stage.FAILED, f"the change could not be pushed or proposed: {exc}", None)
+            else:
+                self._set_stage(
+                    row,
+                    Stage.RUNNING,
+                    f"the change passes the tests but publishing it failed ({exc}); tracker-bridge tries again "
+                    f"next cycle ({failures} of {PUBLISH_ATTEMPTS})",
+                    None,
+                )
+            return
         self._adopt_pull_request(row, pr, None)
 
     def _adopt_pull_request(self, row: TicketRow, pr: PullRequest, report: CycleReport | None) -> None:
@@ -441,9 +462,13 @@ class Engine:
         self.store.record_effect(row.id, "link_pr", pr.url)
         # The pull request is recorded with the stage in one write: a ticket `running` with a pull request is one
         # taking another iteration, so recording it earlier would make a crash look like an iteration.
-        self._set_stage(
-            row, Stage.REVIEW, "the agent's change passes the tests; the pull request is open", report, **pr_fields(pr)
-        )
+        reason = "the agent's change passes the tests; the pull request is open"
+        if row.iterations:
+            reason = (
+                f"iteration {row.iterations} of {self.settings.agent.max_iterations}: the agent's change for the "
+                "feedback on the pull request passes the tests and was pushed to the same pull request"
+            )
+        self._set_stage(row, Stage.REVIEW, reason, report, **pr_fields(pr))
 
     def _find_pr(self, row: TicketRow) -> PullRequest | None:
         assert row.repo is not None and row.branch is not None
@@ -483,6 +508,7 @@ class Engine:
             iterations=row.iterations,
             max_iterations=self.settings.agent.max_iterations,
             iterated_sha=row.iterated_sha,
+            iterated_feedback=row.feedback if row.iterations else None,
         )
         if decision.iterate:
             row = self.store.update_ticket(

@@ -8,6 +8,7 @@ pull request show now. No I/O here: every rule is a plain unit test, and the eng
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -86,16 +87,31 @@ class PullRequestDecision:
 
 
 def on_pull_request(
-    pr: PullRequest, *, stage: Stage, iterations: int, max_iterations: int, iterated_sha: str | None
+    pr: PullRequest,
+    *,
+    stage: Stage,
+    iterations: int,
+    max_iterations: int,
+    iterated_sha: str | None,
+    iterated_feedback: Sequence[str] | None = None,
 ) -> PullRequestDecision:
-    """Keep the board true to the pull request's real state."""
+    """Keep the board true to the pull request's real state.
+
+    `iterated_sha` is the head the last iteration was started for, `iterated_feedback` the feedback it was given
+    (None before any iteration). Checks belong to a commit, so a failure on a newer head is new; a review requesting
+    changes stays on the pull request until the reviewer reviews again, so once an iteration has answered it, only
+    feedback the agent has not been given yet is a new request (a reviewer's new review, or a new review comment).
+    """
     if pr.state is PullRequestState.MERGED:
         return PullRequestDecision(Stage.DONE, "the pull request was merged")
     if pr.state is PullRequestState.CLOSED:
         return PullRequestDecision(Stage.FAILED, "the pull request was closed without merging")
-    needs_work = pr.checks is ChecksState.FAILING or pr.review is ReviewState.CHANGES_REQUESTED
-    if needs_work and stage is Stage.REVIEW and pr.head_sha != iterated_sha:
-        what = "CI failed" if pr.checks is ChecksState.FAILING else "a reviewer requested changes"
+    new_head = pr.head_sha != iterated_sha
+    ci_failed = pr.checks is ChecksState.FAILING and new_head
+    answered = iterated_feedback is not None and set(pr.feedback) <= set(iterated_feedback)
+    changes_requested = pr.review is ReviewState.CHANGES_REQUESTED and new_head and not answered
+    if (ci_failed or changes_requested) and stage is Stage.REVIEW:
+        what = "CI failed" if ci_failed else "a reviewer requested changes"
         if iterations < max_iterations:
             return PullRequestDecision(
                 Stage.RUNNING, f"{what}: the agent takes another iteration", iterate=True, feedback=pr.feedback

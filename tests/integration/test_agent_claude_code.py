@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_fixtures import TEST_COMMAND, Events, GitDirHost, make_repo, plan, settings
+from tests.agent_fixtures import TEST_COMMAND, Events, agent_env, run_agent
 from tests.sims.fake_anthropic import FakeAnthropic, Turn, text, tool
-from tracker_bridge.agents import create_backend
-from tracker_bridge.agents.pipeline import RunPlan, RunReport, execute_run
+from tracker_bridge.agents.pipeline import RunPlan, RunReport
 from tracker_bridge.agents.trace import read_trace
 from tracker_bridge.gitutil import git
 from tracker_bridge.models import RunOutcome
@@ -31,22 +30,13 @@ DEAR = Turn([{"type": "tool_use", "name": "Bash", "input": {"command": "true", "
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "fake")
-    monkeypatch.setenv("FAKE_TRACKER_TOKEN", "tracker-secret-4711")
-    monkeypatch.setenv("FAKE_HOST_TOKEN", "host-secret-4712")
-    make_repo(tmp_path / "origin")
-    return tmp_path
+    return agent_env(tmp_path, monkeypatch, api_key="fake")
 
 
 def run(
     tmp_path: Path, fake: FakeAnthropic, daily_left: float | None = None, **agent: object
 ) -> tuple[RunReport, RunPlan, Events]:
-    s = settings(tmp_path, backend="claude-code", base_url=fake.url, **agent)
-    p = plan(tmp_path, s, daily_left=daily_left)
-    events = Events()
-    report = execute_run(p, host=GitDirHost(tmp_path / "origin"), backend=create_backend(s), settings=s,
-                         secrets=["FAKE_TRACKER_TOKEN", "FAKE_HOST_TOKEN"], on_event=events)  # fmt: skip
-    return report, p, events
+    return run_agent(tmp_path, daily_left, backend="claude-code", base_url=fake.url, **agent)
 
 
 def fix_script(workspace: Path) -> list[Turn]:

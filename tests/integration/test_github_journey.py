@@ -6,7 +6,6 @@ person would see on GitHub: the card's Status, the pull request, the issue, the 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,35 +13,20 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.agent_fixtures import TEST_COMMAND, make_repo
+from connectors.github_projects import queries
+from tests.agent_fixtures import make_repo
+from tests.journey_helpers import (
+    CALC_TICKET,
+    CALC_TITLE,
+    VAGUE_TICKET_TEXT,
+    local_calc_tracker,
+    run_once,
+    write_hosted_config,
+)
 from tests.sims.github import GitHubSim
 from tests.sims.github.world import Issue, Project, Pull, Repo
 from tracker_bridge.cli import app
 from tracker_bridge.protocols import STATUS_MARKER
-
-GOOD_TITLE = "calc.add returns the difference instead of the sum"
-GOOD_TEXT = """## Bug
-`add(a, b)` in `calc.py` subtracts instead of adding.
-
-## Steps to reproduce
-Run `python -m pytest -q test_calc.py`.
-
-## Expected
-`add(2, 3)` returns 5.
-
-## Actual
-`add(2, 3)` returns -1, and `test_add` in `test_calc.py` fails.
-
-## Acceptance criteria
-- [ ] `add` in `calc.py` returns `a + b`
-- [ ] `test_add` in `test_calc.py` passes
-"""
-VAGUE_TEXT = "Improve performance? Maybe explore caching, think about the architecture."
-
-AGENT = """import pathlib
-p = pathlib.Path("calc.py")
-p.write_text(p.read_text().replace("a - b", "a + b"))
-"""
 
 
 @dataclass
@@ -71,41 +55,19 @@ class Daemon:
     config: Path
 
     def cycle(self) -> str:
-        result = CliRunner().invoke(app, ["run", "--once", "-c", str(self.config)], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return result.output
+        return run_once(self.config, catch_exceptions=False)
 
 
 def write_config(tmp: Path, world: World, tracker: str, extra: str = "") -> Path:
-    agent = tmp / "agent.py"
-    agent.write_text(AGENT)
-    cfg = tmp / "tracker-bridge.toml"
-    cfg.write_text(
-        f"""
-[bridge]
-state = "sqlite:///{tmp / "state.db"}"
-state_dir = "{tmp / "state"}"
-
-{extra}
-
-[agent]
-backend = "command"
-command = "{sys.executable} {agent}"
-sandbox = "none"
-
-{tracker}
-
-[[repos]]
-name = "shop"
-host = "github"
-url = "{world.gh.clone_url("acme/shop")}"
-api_url = "{world.gh.url}"
-token_env = "GITHUB_TOKEN"
-base_branch = "main"
-test_command = '{TEST_COMMAND}'
-"""
+    return write_hosted_config(
+        tmp,
+        tracker,
+        host="github",
+        url=world.gh.clone_url("acme/shop"),
+        api_url=world.gh.url,
+        token_env="GITHUB_TOKEN",
+        extra=extra,
     )
-    return cfg
 
 
 @pytest.fixture
@@ -117,6 +79,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             "acme/shop", seed=make_repo(tmp_path / "seed"), collaborators={"alice": "write", "eve": "read"}
         )
         yield World(gh, repo, gh.create_project("acme", 1))
+        assert gh.validation_errors == []
+        # every GraphQL document sent is one of the connector's named, schema-validated constants
+        assert set(gh.graphql_documents()) <= set(queries.ALL_DOCUMENTS.values())
 
 
 def board_tracker(world: World) -> str:
@@ -134,14 +99,14 @@ repo = "shop"
 def test_whole_journey_on_a_projects_board(tmp_path: Path, world: World) -> None:
     gh, repo, project = world.gh, world.repo, world.project
     daemon = Daemon(world, write_config(tmp_path, world, board_tracker(world)))
-    merged_one = gh.create_issue(repo, GOOD_TITLE, GOOD_TEXT, by="alice")
+    merged_one = gh.create_issue(repo, CALC_TITLE, CALC_TICKET, by="alice")
     gh.add_to_project(project, merged_one, status="Agent", by="alice")  # dragged to Agent
-    closed_one = gh.create_issue(repo, "calc.add is wrong for the invoice totals", GOOD_TEXT, by="alice")
+    closed_one = gh.create_issue(repo, "calc.add is wrong for the invoice totals", CALC_TICKET, by="alice")
     gh.add_to_project(project, closed_one, status="Todo")
     gh.add_label(closed_one, "agent-ready", by="alice")  # labelled instead
-    vague = gh.create_issue(repo, "Make it faster", VAGUE_TEXT)
+    vague = gh.create_issue(repo, "Make it faster", VAGUE_TICKET_TEXT)
     gh.add_to_project(project, vague, status="Agent", by="alice")
-    untouched = gh.create_issue(repo, "Not for the agent", GOOD_TEXT)
+    untouched = gh.create_issue(repo, "Not for the agent", CALC_TICKET)
     gh.add_to_project(project, untouched, status="Todo")
 
     daemon.cycle()
@@ -188,28 +153,29 @@ def test_a_trigger_from_someone_not_allowed_is_ignored_and_said_so(tmp_path: Pat
     gh = world.gh
     extra = '[trigger]\nallowed_actors = ["alice", "eve"]'
     daemon = Daemon(world, write_config(tmp_path, world, board_tracker(world), extra))
-    by_reader = gh.create_issue(world.repo, GOOD_TITLE, GOOD_TEXT)
+    by_reader = gh.create_issue(world.repo, CALC_TITLE, CALC_TICKET)
     gh.add_to_project(world.project, by_reader, status="Agent", by="eve")  # eve may only read the repository
     daemon.cycle()
     assert gh.column(by_reader) == "Agent" and world.repo.pulls == {}
+    [comment] = world.comments(by_reader)
+    assert "eve (only read permission on acme/shop)" in comment
 
 
 def test_a_local_ticket_opens_its_pull_request_on_github(tmp_path: Path, world: World) -> None:
-    tickets = tmp_path / "tickets"
-    tickets.mkdir()
-    (tickets / "DEMO-1.md").write_text(
-        f"---\ntitle: {GOOD_TITLE}\nstatus: Todo\nlabels: [agent-ready]\n---\n{GOOD_TEXT}", encoding="utf-8"
-    )
-    tracker = f"""
-[[trackers]]
-name = "demo"
-kind = "local"
-url = "{tickets}"
-repo = "shop"
-"""
+    tickets, tracker = local_calc_tracker(tmp_path)
     Daemon(world, write_config(tmp_path, world, tracker)).cycle()
     [pr] = world.repo.pulls.values()
     assert pr.title.startswith("DEMO-1") and pr.state == "open"
     assert pr.head.startswith("agent/DEMO-1-") and pr.head_sha == world.repo.branch_sha(pr.head)
     text = (tickets / "DEMO-1.md").read_text()
     assert f"{world.gh.url}/acme/shop/pull/{pr.number}" in text and "status: In Review" in text
+
+
+def test_doctor_names_the_missing_column_and_the_fix(tmp_path: Path, world: World) -> None:
+    world.project.status.options = [o for o in world.project.status.options if o.name != "Needs Human"]
+    config = write_config(tmp_path, world, board_tracker(world))
+    result = CliRunner().invoke(app, ["doctor", "-c", str(config)])
+    text = " ".join(result.output.split())
+    assert result.exit_code != 0
+    assert "'Needs Human' is not an option of the 'Status' field of project acme/1" in text
+    assert "repository shop (github): ok" in text

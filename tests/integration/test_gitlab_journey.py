@@ -6,43 +6,24 @@ what a person would see on GitLab: the card's list, the issue's state, the merge
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.agent_fixtures import TEST_COMMAND, make_repo
+from tests.agent_fixtures import make_repo
+from tests.journey_helpers import (
+    CALC_TICKET,
+    CALC_TITLE,
+    VAGUE_TICKET_TEXT,
+    local_calc_tracker,
+    run_once,
+    write_hosted_config,
+)
 from tests.sims.git_http import GitHttpServer
 from tests.sims.gitlab import BOT_TOKEN, GitLabSim, Issue, MergeRequest, World, make_world
-from tracker_bridge.cli import app
 from tracker_bridge.protocols import STATUS_MARKER
-
-GOOD_TITLE = "calc.add returns the difference instead of the sum"
-GOOD_TEXT = """## Bug
-`add(a, b)` in `calc.py` subtracts instead of adding.
-
-## Steps to reproduce
-Run `python -m pytest -q test_calc.py`.
-
-## Expected
-`add(2, 3)` returns 5.
-
-## Actual
-`add(2, 3)` returns -1, and `test_add` in `test_calc.py` fails.
-
-## Acceptance criteria
-- [ ] `add` in `calc.py` returns `a + b`
-- [ ] `test_add` in `test_calc.py` passes
-"""
-VAGUE_TEXT = "Improve performance? Maybe explore caching, think about the architecture."
-
-AGENT = """import pathlib
-p = pathlib.Path("calc.py")
-p.write_text(p.read_text().replace("a - b", "a + b"))
-"""
 
 
 @dataclass
@@ -52,39 +33,11 @@ class Daemon:
     config: Path
 
     def cycle(self) -> str:
-        result = CliRunner().invoke(app, ["run", "--once", "-c", str(self.config)], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return result.output
+        return run_once(self.config, catch_exceptions=False)
 
 
 def write_config(tmp: Path, sim_url: str, git_url: str, tracker: str) -> Path:
-    agent = tmp / "agent.py"
-    agent.write_text(AGENT)
-    cfg = tmp / "tracker-bridge.toml"
-    cfg.write_text(
-        f"""
-[bridge]
-state = "sqlite:///{tmp / "state.db"}"
-state_dir = "{tmp / "state"}"
-
-[agent]
-backend = "command"
-command = "{sys.executable} {agent}"
-sandbox = "none"
-
-{tracker}
-
-[[repos]]
-name = "shop"
-host = "gitlab"
-url = "{git_url}"
-api_url = "{sim_url}"
-token_env = "GITLAB_TOKEN"
-base_branch = "main"
-test_command = '{TEST_COMMAND}'
-"""
-    )
-    return cfg
+    return write_hosted_config(tmp, tracker, host="gitlab", url=git_url, api_url=sim_url, token_env="GITLAB_TOKEN")
 
 
 @pytest.fixture
@@ -133,12 +86,12 @@ def list_of(issue: Issue) -> str:
 def test_whole_journey_on_a_gitlab_board(daemon: Daemon) -> None:
     world = daemon.world
     sim, p = world.sim, world.project
-    merged_one = world.issue(GOOD_TITLE, GOOD_TEXT)
+    merged_one = world.issue(CALC_TITLE, CALC_TICKET)
     sim.label(p, merged_one.iid, "agent-ready", by=world.alice)
-    closed_one = world.issue("calc.add is wrong for the invoice totals", GOOD_TEXT)
+    closed_one = world.issue("calc.add is wrong for the invoice totals", CALC_TICKET)
     sim.move_to_list(p, closed_one.iid, "Agent", by=world.alice)  # dragged to the Agent list instead of labelled
-    vague = world.issue("Make it faster", VAGUE_TEXT, labels=["agent-ready"])
-    untouched = world.issue("Not for the agent", GOOD_TEXT, labels=["bug"])
+    vague = world.issue("Make it faster", VAGUE_TICKET_TEXT, labels=["agent-ready"])
+    untouched = world.issue("Not for the agent", CALC_TICKET, labels=["bug"])
 
     daemon.cycle()
 
@@ -181,18 +134,7 @@ def test_whole_journey_on_a_gitlab_board(daemon: Daemon) -> None:
 
 def test_a_local_ticket_opens_its_merge_request_on_gitlab(tmp_path: Path, gitlab: tuple[World, GitHttpServer]) -> None:
     world, server = gitlab
-    tickets = tmp_path / "tickets"
-    tickets.mkdir()
-    (tickets / "DEMO-1.md").write_text(
-        f"---\ntitle: {GOOD_TITLE}\nstatus: Todo\nlabels: [agent-ready]\n---\n{GOOD_TEXT}", encoding="utf-8"
-    )
-    tracker = f"""
-[[trackers]]
-name = "demo"
-kind = "local"
-url = "{tickets}"
-repo = "shop"
-"""
+    tickets, tracker = local_calc_tracker(tmp_path)
     daemon = Daemon(world, server, write_config(tmp_path, world.sim.url, server.repo_url("acme/shop"), tracker))
     daemon.cycle()
     [mr] = world.project.mrs.values()
@@ -210,7 +152,7 @@ def mr_url(world: World, mr: MergeRequest) -> str:
 def test_bursts_of_429_and_5xx_lose_nothing_and_repeat_nothing(daemon: Daemon) -> None:
     world = daemon.world
     sim, p = world.sim, world.project
-    issue = world.issue(GOOD_TITLE, GOOD_TEXT)
+    issue = world.issue(CALC_TITLE, CALC_TICKET)
     sim.label(p, issue.iid, "agent-ready", by=world.alice)
     issues = "/api/v4/projects/acme%2Fshop/issues"
     # GitLab down for the whole first poll (more failures than retries): the cycle acts on nothing...
@@ -233,9 +175,9 @@ def test_a_trigger_from_someone_not_allowed_is_ignored_and_said_so(daemon: Daemo
     world = daemon.world
     text = daemon.config.read_text().replace("[agent]", '[trigger]\nallowed_actors = ["alice"]\n\n[agent]', 1)
     daemon.config.write_text(text)
-    ok = world.issue(GOOD_TITLE, GOOD_TEXT)
+    ok = world.issue(CALC_TITLE, CALC_TICKET)
     world.sim.label(world.project, ok.iid, "agent-ready", by=world.alice)
-    ignored = world.issue("calc.add is wrong for the invoice totals", GOOD_TEXT)
+    ignored = world.issue("calc.add is wrong for the invoice totals", CALC_TICKET)
     world.sim.move_to_list(world.project, ignored.iid, "Agent", by=world.guest)
     daemon.cycle()
     assert list_of(ok) == "workflow::In Review"

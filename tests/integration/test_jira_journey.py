@@ -8,26 +8,24 @@ The code host is local git: the agent's branch is the pull request, `git merge` 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.journey_helpers import (
+    demo_ticket_parts,
+    merge_the_agent_branch,
+    run_once,
+    sample_repo_and_agent,
+    write_service_config,
+)
 from tests.sims.jira import JiraSim, User
 from tracker_bridge.cli import app
-from tracker_bridge.demo import GOOD_TICKET, VAGUE_TICKET, make_sample_repo, make_stand_in_agent
-from tracker_bridge.gitutil import git
+from tracker_bridge.demo import GOOD_TICKET, VAGUE_TICKET
 
 TOKEN_ENV = "TB_JOURNEY_JIRA_TOKEN"
-
-
-def body_of(ticket: str) -> tuple[str, str]:
-    """(title, description) of a demo ticket written with YAML front matter."""
-    _, front, body = ticket.split("---", 2)
-    title = next(line.split(":", 1)[1].strip() for line in front.splitlines() if line.startswith("title:"))
-    return title, body.strip()
 
 
 @pytest.fixture
@@ -40,24 +38,10 @@ def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[JiraSim]:
         assert s.rejected == [], s.rejected
 
 
-def write_config(tmp_path: Path, sim: JiraSim, repo: Path, agent: Path) -> Path:
-    config = tmp_path / "tracker-bridge.toml"
-    config.write_text(
-        f"""
-[bridge]
-state = "sqlite:///state.db"
-state_dir = ".tracker-bridge"
-
-[trigger]
-label = "agent-ready"
-column = "Agent"
-allowed_actors = ["alice@acme.test"]
-
-[agent]
-backend = "command"
-command = "{Path(sys.executable).as_posix()} {agent.as_posix()}"
-timeout = 120
-
+def write_config(tmp_path: Path, sim: JiraSim) -> tuple[Path, Path]:
+    """(the sample repository, the config) of a journey on `sim`, with the demo's stand-in agent."""
+    repo, agent = sample_repo_and_agent(tmp_path)
+    tracker = f"""
 [[trackers]]
 name = "pay"
 kind = "jira"
@@ -66,22 +50,8 @@ user = "bot@acme.test"
 token_env = "{TOKEN_ENV}"
 query = "project = PAY"
 repo = "textkit"
-
-[[repos]]
-name = "textkit"
-host = "local"
-url = "{repo.as_posix()}"
-base_branch = "main"
-test_command = "{Path(sys.executable).as_posix()} -m pytest -q -p no:cacheprovider"
-""",
-        encoding="utf-8",
-    )
-    return config
-
-
-def run_once(config: Path) -> None:
-    result = CliRunner().invoke(app, ["run", "--once", "-c", str(config)])
-    assert result.exit_code == 0, (result.output, result.exception)
+"""
+    return repo, write_service_config(tmp_path, tracker, repo=repo, agent=agent, allowed_actors=["alice@acme.test"])
 
 
 def status_history(sim: JiraSim, key: str) -> list[str]:
@@ -97,16 +67,14 @@ def one_status_comment(sim: JiraSim, key: str) -> str:
 
 @pytest.mark.slow
 def test_the_whole_journey_on_jira(tmp_path: Path, sim: JiraSim) -> None:
-    repo = make_sample_repo(tmp_path / "textkit")
-    agent = make_stand_in_agent(tmp_path / "agent.py")
-    config = write_config(tmp_path, sim, repo, agent)
+    repo, config = write_config(tmp_path, sim)
     alice = sim.add_user("alice", "alice@acme.test", "Alice Lead")
     mallory: User = sim.add_user("mallory", "mallory@acme.test", "Mallory")
 
-    title, description = body_of(GOOD_TICKET)
+    title, description = demo_ticket_parts(GOOD_TICKET)
     good = sim.create_issue("PAY", title, description, status="Backlog").key
     sim.add_label(good, "agent-ready", by=alice)
-    vague_title, vague_description = body_of(VAGUE_TICKET)
+    vague_title, vague_description = demo_ticket_parts(VAGUE_TICKET)
     vague = sim.create_issue("PAY", vague_title, vague_description, status="Backlog").key
     sim.add_label(vague, "agent-ready", by=alice)
     sneaky = sim.create_issue("PAY", title + " (again)", description, status="Backlog").key
@@ -143,9 +111,7 @@ def test_the_whole_journey_on_jira(tmp_path: Path, sim: JiraSim) -> None:
         one_status_comment(sim, key)
 
     # The merge: the agent's branch into main in the local repository.
-    branches = git(repo, "branch", "--list", "agent/*", "--format=%(refname:short)").split()
-    assert len(branches) == 1
-    git(repo, "merge", "-q", "--no-ff", "-m", "merge the agent's fix", branches[0])
+    merge_the_agent_branch(repo)
     run_once(config)
 
     assert sim.status_name(good) == "Done"

@@ -9,28 +9,24 @@ one of the connector's named documents. The code host is local git: `git merge` 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from connectors.linear.documents import all_documents
 from connectors.linear.marker import MARKER_URL
+from tests.journey_helpers import (
+    demo_ticket_parts,
+    merge_the_agent_branch,
+    run_once,
+    sample_repo_and_agent,
+    write_service_config,
+)
 from tests.sims.linear import Issue, LinearSim, Workspace, seed
-from tracker_bridge.cli import app
-from tracker_bridge.demo import GOOD_TICKET, VAGUE_TICKET, make_sample_repo, make_stand_in_agent
-from tracker_bridge.gitutil import git
+from tracker_bridge.demo import GOOD_TICKET, VAGUE_TICKET
 
 TOKEN_ENV = "TB_JOURNEY_LINEAR_KEY"
-
-
-def body_of(ticket: str) -> tuple[str, str]:
-    """(title, description) of a demo ticket written with YAML front matter."""
-    _, front, body = ticket.split("---", 2)
-    title = next(line.split(":", 1)[1].strip() for line in front.splitlines() if line.startswith("title:"))
-    return title, body.strip()
 
 
 @pytest.fixture
@@ -44,24 +40,10 @@ def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
         assert sent <= {d.text for d in all_documents().values()}
 
 
-def write_config(tmp_path: Path, sim: LinearSim, repo: Path, agent: Path) -> Path:
-    config = tmp_path / "tracker-bridge.toml"
-    config.write_text(
-        f"""
-[bridge]
-state = "sqlite:///state.db"
-state_dir = ".tracker-bridge"
-
-[trigger]
-label = "agent-ready"
-column = "Agent"
-allowed_actors = ["alice@acme.dev"]
-
-[agent]
-backend = "command"
-command = "{Path(sys.executable).as_posix()} {agent.as_posix()}"
-timeout = 120
-
+def write_config(tmp_path: Path, sim: LinearSim) -> tuple[Path, Path]:
+    """(the sample repository, the config) of a journey on `sim`, with the demo's stand-in agent."""
+    repo, agent = sample_repo_and_agent(tmp_path)
+    tracker = f"""
 [[trackers]]
 name = "eng"
 kind = "linear"
@@ -69,22 +51,8 @@ url = "{sim.url}"
 token_env = "{TOKEN_ENV}"
 query = "ENG"
 repo = "textkit"
-
-[[repos]]
-name = "textkit"
-host = "local"
-url = "{repo.as_posix()}"
-base_branch = "main"
-test_command = "{Path(sys.executable).as_posix()} -m pytest -q -p no:cacheprovider"
-""",
-        encoding="utf-8",
-    )
-    return config
-
-
-def run_once(config: Path) -> None:
-    result = CliRunner().invoke(app, ["run", "--once", "-c", str(config)])
-    assert result.exit_code == 0, (result.output, result.exception)
+"""
+    return repo, write_service_config(tmp_path, tracker, repo=repo, agent=agent, allowed_actors=["alice@acme.dev"])
 
 
 def moves(issue: Issue) -> list[str]:
@@ -101,14 +69,12 @@ def one_status_comment(ws: Workspace, issue: Issue) -> str:
 @pytest.mark.slow
 def test_the_whole_journey_on_linear(tmp_path: Path, ws: Workspace) -> None:
     sim = ws.sim
-    repo = make_sample_repo(tmp_path / "textkit")
-    agent = make_stand_in_agent(tmp_path / "agent.py")
-    config = write_config(tmp_path, sim, repo, agent)
+    repo, config = write_config(tmp_path, sim)
 
-    title, description = body_of(GOOD_TICKET)
+    title, description = demo_ticket_parts(GOOD_TICKET)
     good = ws.issue(title, description, state="Backlog", labels=("bug",))
     sim.label(good, "agent-ready", ws.alice)
-    vague_title, vague_description = body_of(VAGUE_TICKET)
+    vague_title, vague_description = demo_ticket_parts(VAGUE_TICKET)
     vague = ws.issue(vague_title, vague_description, state="Backlog")
     sim.label(vague, "agent-ready", ws.alice)
     sneaky = ws.issue(title + " (again)", description, state="Backlog")
@@ -140,9 +106,7 @@ def test_the_whole_journey_on_linear(tmp_path: Path, ws: Workspace) -> None:
         one_status_comment(ws, issue)
 
     # The merge: the agent's branch into main in the local repository.
-    branches = git(repo, "branch", "--list", "agent/*", "--format=%(refname:short)").split()
-    assert len(branches) == 1
-    git(repo, "merge", "-q", "--no-ff", "-m", "merge the agent's fix", branches[0])
+    merge_the_agent_branch(repo)
     run_once(config)
 
     assert good.state.name == "Done"
@@ -155,11 +119,8 @@ def test_the_whole_journey_on_linear(tmp_path: Path, ws: Workspace) -> None:
 @pytest.mark.slow
 def test_an_issue_moved_to_the_agent_state_is_taken(tmp_path: Path, ws: Workspace) -> None:
     sim = ws.sim
-    repo = make_sample_repo(tmp_path / "textkit")
-    agent = make_stand_in_agent(tmp_path / "agent.py")
-    config = write_config(tmp_path, sim, repo, agent)
-    vague_title, vague_description = body_of(VAGUE_TICKET)
-    issue = ws.issue(vague_title, vague_description, state="Backlog")
+    _, config = write_config(tmp_path, sim)
+    issue = ws.issue(*demo_ticket_parts(VAGUE_TICKET), state="Backlog")
     sim.move(issue, "Agent", ws.alice)
 
     run_once(config)
@@ -167,3 +128,27 @@ def test_an_issue_moved_to_the_agent_state_is_taken(tmp_path: Path, ws: Workspac
     assert issue.state.name == "Needs Refinement"
     assert moves(issue) == ["Agent", "Needs Refinement"]
     assert "declined" in one_status_comment(ws, issue).lower()
+
+
+def test_an_idle_daemon_cycle_is_one_request(tmp_path: Path, ws: Workspace) -> None:
+    from tracker_bridge.config import load_settings
+    from tracker_bridge.engine import build_engine
+    from tracker_bridge.store import Store
+
+    _, config = write_config(tmp_path, ws.sim)
+    settings = load_settings(config)
+    ws.sim.label(ws.issue(*demo_ticket_parts(VAGUE_TICKET), state="Backlog"), "agent-ready", ws.alice)
+    store = Store(settings.state_url)
+    engine = build_engine(settings, store)
+    try:
+        for _ in range(2):  # the decline, then the poll that sees the daemon's own changes once
+            engine.cycle()
+            engine.wait()
+        ws.sim.reset_calls()
+        engine.cycle()
+        engine.wait()
+        assert ws.sim.operations == ["PollIssues"]
+        assert ws.sim.calls[0].complexity < 400
+    finally:
+        engine.shutdown()
+        store.close()

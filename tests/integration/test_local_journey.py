@@ -123,3 +123,38 @@ def test_removing_the_label_from_a_queued_ticket_cancels_it(tmp_path: Path) -> N
     assert "trigger was removed" in (journey.ticket(waiting).comment or "")
     engine.shutdown()
     store.close()
+
+
+def test_a_rejected_push_is_tried_again_without_running_the_agent_again(journey: Journey) -> None:
+    hook = journey.repo / ".git" / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'push refused: repository is read-only for maintenance' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    journey.run_once()
+    assert journey.column("DEMO-1") == "In Progress"
+    comment = journey.ticket("DEMO-1").comment or ""
+    assert "publishing it failed" in comment and "read-only for maintenance" in comment
+    assert journey.agent_branches() == []
+
+    hook.unlink()
+    journey.run_once()
+    assert journey.column("DEMO-1") == "In Review"
+    assert len(journey.agent_branches()) == 1 and len(journey.pull_requests()) == 1
+    status = {r["ref"]: r for r in journey.status()}
+    assert status["DEMO-1"]["stage"] == "review"
+    from tracker_bridge.config import load_settings
+    from tracker_bridge.store import Store
+
+    store = Store(load_settings(journey.config).state_url)
+    row = store.ticket("demo", "DEMO-1")
+    assert row is not None and len(store.runs(row.id)) == 1  # the agent ran once; only the publish was repeated
+
+
+def test_a_push_refused_every_time_fails_the_ticket_after_three_tries(journey: Journey) -> None:
+    hook = journey.repo / ".git" / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'push refused by policy' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    for _ in range(3):
+        journey.run_once()
+    assert journey.column("DEMO-1") == "Needs Human"
+    assert "could not be pushed or proposed" in (journey.ticket("DEMO-1").comment or "")
+    assert journey.comment_count("DEMO-1") == 1

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_fixtures import Events, GitDirHost, make_repo, plan, settings
-from tracker_bridge.agents import create_backend
+from tests.agent_fixtures import make_repo, run_agent
 from tracker_bridge.agents.caps import CapMeter, Throttle, cost_usd, price_of
-from tracker_bridge.agents.pipeline import RunReport, execute_run, forbidden_changes
+from tracker_bridge.agents.pipeline import RunReport, forbidden_changes
 from tracker_bridge.agents.trace import read_trace, render_trace
 from tracker_bridge.config import ModelPrice
 from tracker_bridge.gitutil import git
@@ -39,10 +38,8 @@ def test_forbidden_path_globs(path: str, hit: bool) -> None:
 
 def command_run(tmp_path: Path, command: str, daily_left: float | None = None, **agent: object) -> RunReport:
     make_repo(tmp_path / "origin")
-    s = settings(tmp_path, backend="command", command=command, **agent)
-    p = plan(tmp_path, s, daily_left=daily_left)
-    return execute_run(p, host=GitDirHost(tmp_path / "origin"), backend=create_backend(s), settings=s,
-                       secrets=[], on_event=Events())  # fmt: skip
+    report, _, _ = run_agent(tmp_path, daily_left, secrets=[], backend="command", command=command, **agent)
+    return report
 
 
 def test_a_change_to_ci_configuration_is_refused_and_not_proposed(tmp_path: Path) -> None:

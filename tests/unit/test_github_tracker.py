@@ -24,8 +24,8 @@ def board(tmp_path: Path) -> Iterator[Board]:
         yield acme_board(gh, tmp_path)
 
 
-def tracker_for(board: Board, query: str = "acme/1", **kw: str) -> GitHubProjectsTracker:
-    client = GitHubClient(board.gh.url, board.gh.token, policy=FAST)
+def tracker_for(board: Board, query: str = "acme/1", token: str | None = None, **kw: str) -> GitHubProjectsTracker:
+    client = GitHubClient(board.gh.url, token or board.gh.token, policy=FAST)
     return GitHubProjectsTracker("gh", ProjectScope.parse(query), client, Trigger("agent-ready", "Agent"), **kw)
 
 
@@ -164,9 +164,7 @@ def test_user_projects_and_bad_tokens(board: Board) -> None:
     gh.add_to_project(project, issue, status="Agent", by="alice")
     assert [t.ref for t in tracker_for(board, "user:octocat/3").poll(None).tickets] == ["acme/widgets#1"]
 
-    bad = GitHubProjectsTracker(
-        "gh", ProjectScope.parse("acme/1"), GitHubClient(gh.url, "nope", policy=FAST), Trigger("agent-ready", "Agent")
-    )
+    bad = tracker_for(board, token="nope")
     with pytest.raises(TrackerError, match="401"):
         bad.poll(None)
 
@@ -201,23 +199,13 @@ def test_from_config_validates_query_and_options(monkeypatch: pytest.MonkeyPatch
 def test_a_classic_token_without_the_project_scope_is_named_with_the_fix(board: Board) -> None:
     gh = board.gh
     gh.add_token("ghp_repo_only", gh.bot, scopes="repo")
-    tracker = GitHubProjectsTracker(
-        "gh",
-        ProjectScope.parse("acme/1"),
-        GitHubClient(gh.url, "ghp_repo_only", policy=FAST),
-        Trigger("agent-ready", "Agent"),
-    )
+    tracker = tracker_for(board, token="ghp_repo_only")
     [problem] = tracker.check({"running": "In Progress"})
     assert "'projectV2' field requires one of the following scopes" in problem.message
     assert "project scope" in problem.fix
 
     gh.add_token("ghp_read_project", gh.bot, scopes="repo, read:project")
-    reader = GitHubProjectsTracker(
-        "gh",
-        ProjectScope.parse("acme/1"),
-        GitHubClient(gh.url, "ghp_read_project", policy=FAST),
-        Trigger("agent-ready", "Agent"),
-    )
+    reader = tracker_for(board, token="ghp_read_project")
     assert reader.check({"running": "In Progress"}) == []
     issue = gh.create_issue(board.repo, "Fix it", "x")
     gh.add_to_project(board.project, issue, status="Agent")

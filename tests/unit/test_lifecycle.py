@@ -83,6 +83,21 @@ def test_failed_ci_or_requested_changes_send_it_back_within_the_cap() -> None:
     assert spent.stage is Stage.FAILED and "a person should take over" in spent.reason
 
 
+def test_a_review_the_last_iteration_answered_is_not_a_new_request() -> None:
+    args = {"stage": Stage.REVIEW, "iterations": 1, "max_iterations": 2, "iterated_sha": "abc"}
+    # The agent pushed "def" for the review's feedback; the review still says CHANGES_REQUESTED until a new one.
+    stale = pr(review=ReviewState.CHANGES_REQUESTED, head_sha="def", feedback=["alice: add a test"])
+    d = on_pull_request(stale, iterated_feedback=["alice: add a test"], **args)  # type: ignore[arg-type]
+    assert d.stage is Stage.REVIEW and not d.iterate
+    again = pr(review=ReviewState.CHANGES_REQUESTED, head_sha="def", feedback=["alice: handle floats too"])
+    d = on_pull_request(again, iterated_feedback=["alice: add a test"], **args)  # type: ignore[arg-type]
+    assert d.stage is Stage.RUNNING and d.iterate and d.feedback == ["alice: handle floats too"]
+    # Checks belong to a commit: a failure on the new head is new even when its text is the same.
+    ci = pr(checks=ChecksState.FAILING, head_sha="def", feedback=["check unit failed"])
+    d = on_pull_request(ci, iterated_feedback=["check unit failed"], **args)  # type: ignore[arg-type]
+    assert d.stage is Stage.RUNNING and d.iterate
+
+
 def test_stage_columns() -> None:
     stages = StagesConfig()
     assert lifecycle.column_for(Stage.RUNNING, stages) == "In Progress"
