@@ -234,10 +234,13 @@ def run_demo(workdir: Path | None, console: Console) -> int:
         ok = tests.returncode == 0
         verdict = "[green]pass[/]" if ok else "[red]fail[/]"
         console.print(Group(f"Tests on branch [bold]{branch}[/]: {verdict}"))
+        script = Path(sys.executable).parent / "tracker-bridge"  # the console script beside this interpreter
+        command = str(script) if script.exists() else "tracker-bridge"
         console.print(
             "Next: merge it and run one more cycle to see the card reach Done:\n"
             f"  git -C {root / 'demo-repo'} merge {branch}\n"
-            f"  tracker-bridge run --once -c {config}"
+            f"  {command} run --once -c {config}",
+            soft_wrap=True,
         )
     console.print("[bold green]demo finished[/]" if ok else "[bold red]demo did not end as expected[/]")
     return 0 if ok else 1
