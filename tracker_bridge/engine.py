@@ -32,7 +32,7 @@ from tracker_bridge.comments import RunSummary, StatusView, render_status
 from tracker_bridge.config import RepoConfig, Settings
 from tracker_bridge.failpoints import failpoint
 from tracker_bridge.lifecycle import PollAction
-from tracker_bridge.models import PullRequest, PullRequestState, RunOutcome, RunUsage, Score, Stage, Ticket
+from tracker_bridge.models import PullRequest, PullRequestState, RunOutcome, Score, Stage, Ticket
 from tracker_bridge.protocols import AgentBackend, AgentEvent, CodeHost, CodeHostError, Tracker, TrackerError, Trigger
 from tracker_bridge.scoring import score_ticket
 from tracker_bridge.store import RunRow, Store, TicketRow, pr_fields
@@ -611,8 +611,3 @@ def build_engine(settings: Settings, store: Store, **kwargs: object) -> Engine:
     hosts = {r.name: create_code_host(r, settings) for r in settings.repos}
     return Engine(settings, store, trackers, hosts, **kwargs)  # type: ignore[arg-type]
 
-
-def run_usage(run: RunRow) -> RunUsage:
-    return RunUsage(
-        turns=run.turns, input_tokens=run.input_tokens, output_tokens=run.output_tokens, cost_usd=run.cost_usd
-    )

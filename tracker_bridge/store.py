@@ -26,7 +26,6 @@ from sqlalchemy import (
     func,
     inspect,
     select,
-    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -363,10 +362,6 @@ class Store:
     def cursors(self) -> list[CursorRow]:
         with self.session() as s:
             return list(s.scalars(select(CursorRow)))
-
-    def ping(self) -> None:
-        with self.session() as s:
-            s.execute(text("SELECT 1"))
 
 
 def pr_fields(pr: PullRequest) -> dict[str, Any]:
