@@ -11,6 +11,7 @@ import os
 import shlex
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -132,18 +133,16 @@ def score(
         err.print(f"[red]ticket {ref} not found[/]: " + "; ".join(errors), highlight=False)
         raise typer.Exit(1)
     repo_name = ticket.repo or settings.tracker(ticket.tracker).repo
-    repo_dir = None
-    if repo_name and settings.scoring.repo_analysis:
-        repo = settings.repo(repo_name)
-        if repo.host == "local":
-            repo_dir = settings.path(repo.url)
-        else:
-            import tempfile
-
-            tmp = Path(tempfile.mkdtemp(prefix="tb-score-")) / "repo"
-            create_code_host(repo, settings).clone(tmp)
-            repo_dir = tmp
-    result = score_ticket(ticket, settings.scoring, repo_dir)
+    with tempfile.TemporaryDirectory(prefix="tb-score-") as scratch:
+        repo_dir = None
+        if repo_name and settings.scoring.repo_analysis:
+            repo = settings.repo(repo_name)
+            if repo.host == "local":
+                repo_dir = settings.path(repo.url)
+            else:
+                repo_dir = Path(scratch) / "repo"  # removed with the folder once the ticket is scored
+                create_code_host(repo, settings).clone(repo_dir)
+        result = score_ticket(ticket, settings.scoring, repo_dir)
     if as_json:
         payload = {"ref": ticket.ref, "tracker": ticket.tracker, "accepted": result.accepted, **result.model_dump()}
         print(json.dumps(payload, indent=2))

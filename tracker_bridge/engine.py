@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from tracker_bridge.store import RunRow, Store, TicketRow, pr_fields
 log = structlog.get_logger(__name__)
 
 PROGRESS_INTERVAL_S = 15.0  # the status comment follows a run's progress at most this often
+MIRROR_MAX_AGE_S = 3600.0  # how stale the scorer's checkout of a remote repository may get
 PUBLISH_ATTEMPTS = 3  # cycles in which a finished run's push / pull request is tried before the ticket fails
 
 
@@ -83,7 +85,7 @@ class Engine:
         self._effects_lock = threading.RLock()
         self._secrets = secret_env_names(settings)
         self._last_progress: dict[int, float] = {}
-        self._mirrors: dict[str, Path] = {}
+        self._mirrors: dict[str, tuple[Path, float]] = {}  # repo -> (checkout for the scorer, when cloned)
         recovered = store.interrupt_running()
         if recovered:
             log.warning("engine.recovered_runs", interrupted=recovered)
@@ -235,19 +237,23 @@ class Engine:
         repo = self.settings.repo(repo_name)
         if repo.host == "local":
             return self.settings.path(repo.url)
-        if repo_name not in self._mirrors:
-            dest = self.settings.state_dir / "mirrors" / repo_name
-            try:
-                if dest.exists():
-                    import shutil
-
-                    shutil.rmtree(dest)
-                self.hosts[repo_name].clone(dest)
-                self._mirrors[repo_name] = dest
-            except CodeHostError as exc:
-                log.warning("score.no_repo_analysis", repo=repo_name, error=str(exc))
-                return None
-        return self._mirrors[repo_name]
+        cloned = self._mirrors.get(repo_name)
+        if cloned is not None and time.monotonic() - cloned[1] < MIRROR_MAX_AGE_S:
+            return cloned[0]
+        # Cloned anew (no credentials are kept in it to fetch with) when missing or older than MIRROR_MAX_AGE_S,
+        # so a long-running daemon does not score tickets against the base branch as it was at start-up.
+        dest = self.settings.state_dir / "mirrors" / repo_name
+        try:
+            if dest.exists():
+                shutil.rmtree(dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)  # as for workspaces: the host clones into a new folder
+            self.hosts[repo_name].clone(dest)
+        except CodeHostError as exc:
+            log.warning("score.no_repo_analysis", repo=repo_name, error=str(exc))
+            self._mirrors.pop(repo_name, None)
+            return None
+        self._mirrors[repo_name] = (dest, time.monotonic())
+        return dest
 
     def _check_queued(self, row: TicketRow, report: CycleReport) -> None:
         try:

@@ -299,6 +299,14 @@ class Store:
         with self.session() as s:
             return list(s.scalars(select(RunRow).where(RunRow.ticket_id == ticket_id).order_by(RunRow.id)))
 
+    def run(self, run_id: int) -> RunRow | None:
+        with self.session() as s:
+            return s.get(RunRow, run_id)
+
+    def all_runs(self) -> list[RunRow]:
+        with self.session() as s:
+            return list(s.scalars(select(RunRow).order_by(RunRow.id)))
+
     def last_run(self, ticket_id: int) -> RunRow | None:
         with self.session() as s:
             return s.scalars(select(RunRow).where(RunRow.ticket_id == ticket_id).order_by(RunRow.id.desc())).first()

@@ -57,7 +57,7 @@ class StoreCollector(Collector):
         for stage in Stage:
             by_stage.add_metric([stage.value], sum(1 for t in tickets if t.stage == stage.value))
         yield by_stage
-        runs = [r for t in tickets for r in self.store.runs(t.id)]
+        runs = self.store.all_runs()
         outcomes = CounterMetricFamily("tracker_bridge_runs", "Agent runs, by outcome", labels=["outcome"])
         for outcome in sorted({r.outcome or r.status for r in runs}):
             outcomes.add_metric([outcome], sum(1 for r in runs if (r.outcome or r.status) == outcome))
@@ -153,12 +153,10 @@ def create_app(settings: Settings, store: Store, wake: Callable[[], None] | None
         return JSONResponse(ticket_detail(settings, store, row))
 
     async def api_trace(request: Request) -> JSONResponse:
-        run_id = int(request.path_params["run_id"])
-        for t in store.tickets():
-            for r in store.runs(t.id):
-                if r.id == run_id:
-                    return JSONResponse(read_trace(Path(r.trace_path)))
-        return JSONResponse({"error": "no such run"}, status_code=404)
+        run = store.run(int(request.path_params["run_id"]))
+        if run is None:
+            return JSONResponse({"error": "no such run"}, status_code=404)
+        return JSONResponse(read_trace(Path(run.trace_path)))
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
