@@ -20,7 +20,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tracker_bridge connectors tests bench
-	$(VENV)/bin/mypy tracker_bridge connectors
+	$(VENV)/bin/mypy tracker_bridge tracker_bridge_connectors
 
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; \

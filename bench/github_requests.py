@@ -16,12 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.github import GitHubHost
-from connectors.github.client import GitHubClient
-from connectors.github_projects import GitHubProjectsTracker, ProjectScope
 from tests.sims.github import GitHubSim
 from tests.sims.github.scenario import acme_board
 from tracker_bridge.protocols import Trigger
+from tracker_bridge_connectors.github import GitHubHost
+from tracker_bridge_connectors.github.client import GitHubClient
+from tracker_bridge_connectors.github_projects import GitHubProjectsTracker, ProjectScope
 
 
 class Meter:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from connectors.gitlab import GitLabHost, GitLabTracker
 from tests.sims.gitlab import BOT_TOKEN, GitLabSim, make_world
 from tracker_bridge.config import RepoConfig, Settings, TrackerConfig, settings_from_dict
 from tracker_bridge.store import Store
+from tracker_bridge_connectors.gitlab import GitLabHost, GitLabTracker
 
 API = "/api/v4"
 

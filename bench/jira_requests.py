@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as `python bench/jira_requests.py` too
 
-from connectors.jira import JiraTracker
 from tests.sims.jira import JiraSim
 from tracker_bridge.config import Settings, TrackerConfig
 from tracker_bridge.models import PullRequest
+from tracker_bridge_connectors.jira import JiraTracker
 
 TOKEN_ENV = "TB_BENCH_JIRA_TOKEN"
 

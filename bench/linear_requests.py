@@ -19,7 +19,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.linear import LinearTracker
 from tests.sims.linear import LinearSim, seed
 from tracker_bridge.config import Settings, TrackerConfig, settings_from_dict
 from tracker_bridge.demo import VAGUE_TICKET
@@ -28,6 +27,7 @@ from tracker_bridge.gitutil import git
 from tracker_bridge.models import PullRequest
 from tracker_bridge.protocols import STATUS_MARKER
 from tracker_bridge.store import Store
+from tracker_bridge_connectors.linear import LinearTracker
 
 TOKEN_ENV = "TB_BENCH_LINEAR_KEY"
 

@@ -15,17 +15,17 @@ from tracker_bridge.config import RepoConfig, Settings, TrackerConfig
 from tracker_bridge.protocols import CodeHost, Tracker
 
 TRACKERS: dict[str, str] = {
-    "local": "connectors.local:LocalTracker",
-    "jira": "connectors.jira:JiraTracker",
-    "github": "connectors.github_projects:GitHubProjectsTracker",
-    "gitlab": "connectors.gitlab:GitLabTracker",
-    "linear": "connectors.linear:LinearTracker",
+    "local": "tracker_bridge_connectors.local:LocalTracker",
+    "jira": "tracker_bridge_connectors.jira:JiraTracker",
+    "github": "tracker_bridge_connectors.github_projects:GitHubProjectsTracker",
+    "gitlab": "tracker_bridge_connectors.gitlab:GitLabTracker",
+    "linear": "tracker_bridge_connectors.linear:LinearTracker",
 }
 
 CODE_HOSTS: dict[str, str] = {
-    "local": "connectors.local_git:LocalGitHost",
-    "github": "connectors.github:GitHubHost",
-    "gitlab": "connectors.gitlab:GitLabHost",
+    "local": "tracker_bridge_connectors.local_git:LocalGitHost",
+    "github": "tracker_bridge_connectors.github:GitHubHost",
+    "gitlab": "tracker_bridge_connectors.gitlab:GitLabHost",
 }
 
 

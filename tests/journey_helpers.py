@@ -15,7 +15,6 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from connectors.local import TicketFile
 from tests.agent_fixtures import TEST_COMMAND
 from tracker_bridge.cli import app
 from tracker_bridge.demo import (
@@ -28,6 +27,7 @@ from tracker_bridge.demo import (
 )
 from tracker_bridge.gitutil import git
 from tracker_bridge.protocols import STATUS_MARKER
+from tracker_bridge_connectors.local import TicketFile
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -115,8 +115,8 @@ def score(
     tracker: Annotated[str | None, typer.Option("--tracker", help="name of the tracker (default: try each)")] = None,
 ) -> None:
     """Score one ticket and explain the score, without acting on it."""
-    from connectors.registry import create_code_host, create_tracker
     from tracker_bridge.scoring import render_score_markdown, score_ticket
+    from tracker_bridge_connectors.registry import create_code_host, create_tracker
 
     settings = _settings(config)
     logs.configure(settings.bridge.log_format, level=logging.WARNING)
@@ -186,7 +186,7 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 @app.command()
 def doctor(config: ConfigOption = None) -> None:
     """Check configuration, credentials, columns, repositories and the sandbox; say how to fix each problem."""
-    from connectors.registry import ConnectorUnavailable, create_code_host, create_tracker
+    from tracker_bridge_connectors.registry import ConnectorUnavailable, create_code_host, create_tracker
 
     try:
         settings = load_settings(config)

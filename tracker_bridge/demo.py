@@ -172,7 +172,7 @@ def build_demo(workdir: Path) -> Path:
 
 
 def _board(folder: Path) -> Table:
-    from connectors.local import TicketFile
+    from tracker_bridge_connectors.local import TicketFile
 
     cards: dict[str, list[str]] = {c: [] for c in BOARD_COLUMNS}
     for f in sorted(folder.glob("*.md")):
@@ -216,7 +216,7 @@ def run_demo(workdir: Path | None, console: Console) -> int:
         engine.wait()
         live.update(_board(tickets))
     engine.shutdown()
-    from connectors.local import TicketFile
+    from tracker_bridge_connectors.local import TicketFile
 
     good, vague = TicketFile(tickets / "DEMO-1.md"), TicketFile(tickets / "DEMO-2.md")
     for key, tf in (("DEMO-1", good), ("DEMO-2", vague)):

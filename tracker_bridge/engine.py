@@ -611,7 +611,7 @@ class Engine:
 
 def build_engine(settings: Settings, store: Store, **kwargs: object) -> Engine:
     """The engine with every configured tracker and code host created through the connector registry."""
-    from connectors.registry import create_code_host, create_tracker
+    from tracker_bridge_connectors.registry import create_code_host, create_tracker
 
     trackers = {t.name: create_tracker(t, settings) for t in settings.trackers}
     hosts = {r.name: create_code_host(r, settings) for r in settings.repos}

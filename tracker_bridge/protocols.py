@@ -1,7 +1,7 @@
 """The small protocols the core talks to: Tracker, CodeHost, AgentBackend.
 
 A connector implements one of these for one service. The core never imports a connector's client library; it finds
-connectors by `kind` through `connectors.registry`.
+connectors by `kind` through `tracker_bridge_connectors.registry`.
 
 Every method that changes something remote must be safe to call twice: the engine may repeat a call after a crash
 (check-then-act), so `move` to the column a card is already in, or `upsert_status_comment` with the same body, must
@@ -35,11 +35,24 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class RejectedTicket:
+    """A ticket the connector saw but could not read, parse or route; the engine reports it and goes on."""
+
+    ref: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class PollResult:
-    """Tickets that changed since the cursor and carry the trigger, and the cursor for next time."""
+    """Tickets that changed since the cursor and carry the trigger, and the cursor for next time.
+
+    `rejected` holds the tickets that could not be read (a malformed file, a field of the wrong type): one poisoned
+    ticket must never stop the rest of the board, so a connector reports it here instead of raising.
+    """
 
     tickets: list[Ticket]
     cursor: str | None
+    rejected: list[RejectedTicket] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

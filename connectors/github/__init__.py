@@ -1,6 +1,6 @@
-"""GitHub: the code host (GitHubHost) and the REST/GraphQL plumbing shared with connectors.github_projects."""
+"""GitHub: the code host (GitHubHost) and the REST/GraphQL plumbing shared with the github_projects tracker."""
 
-from connectors.github.client import GitHubAPIError, GitHubClient
-from connectors.github.host import GitHubHost
+from tracker_bridge_connectors.github.client import GitHubAPIError, GitHubClient
+from tracker_bridge_connectors.github.host import GitHubHost
 
 __all__ = ["GitHubAPIError", "GitHubClient", "GitHubHost"]

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from connectors.retry import RetryPolicy, send_with_retry
+from tracker_bridge_connectors.retry import RetryPolicy, send_with_retry
 
 log = structlog.get_logger(__name__)
 

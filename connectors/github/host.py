@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from connectors.github.client import GitHubAPIError, GitHubClient
-from connectors.github.refs import repo_from_remote
 from tracker_bridge.config import ConfigError, RepoConfig, Settings
 from tracker_bridge.gitutil import git_env
 from tracker_bridge.models import ChecksState, PullRequest, PullRequestState, ReviewState
 from tracker_bridge.protocols import CodeHostError, Problem
+from tracker_bridge_connectors.github.client import GitHubAPIError, GitHubClient
+from tracker_bridge_connectors.github.refs import repo_from_remote
 
 _FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure", "stale"})
 

@@ -20,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from connectors.github.client import GitHubAPIError, GitHubClient
-from connectors.github.refs import IssueRef
-from connectors.github_projects import queries
 from tracker_bridge.config import ConfigError, Settings, TrackerConfig
 from tracker_bridge.models import PullRequest, Ticket
 from tracker_bridge.protocols import STATUS_MARKER, PollResult, Problem, TrackerError, Trigger
+from tracker_bridge_connectors.github.client import GitHubAPIError, GitHubClient
+from tracker_bridge_connectors.github.refs import IssueRef
+from tracker_bridge_connectors.github_projects import queries
 
 _PERMISSION_ORDER = ["none", "read", "triage", "write", "maintain", "admin"]
 _KNOWN_OPTIONS = {"status_field", "min_permission", "page_limit"}

@@ -17,11 +17,11 @@ import requests
 from gitlab.exceptions import GitlabCreateError, GitlabGetError
 from gitlab.v4.objects import Project, ProjectMergeRequest
 
-from connectors.gitlab.client import GitLabClient, explain, option_int, read_token, translated
 from tracker_bridge.config import ConfigError, RepoConfig, Settings
 from tracker_bridge.gitutil import GitError, git, git_env
 from tracker_bridge.models import ChecksState, PullRequest, PullRequestState, ReviewState
 from tracker_bridge.protocols import CodeHostError, Problem
+from tracker_bridge_connectors.gitlab.client import GitLabClient, explain, option_int, read_token, translated
 
 KNOWN_OPTIONS = ("project", "max_retries", "timeout")
 _CHECKS = {

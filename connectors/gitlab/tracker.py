@@ -21,11 +21,11 @@ from typing import Any
 from gitlab.exceptions import GitlabGetError, GitlabHttpError
 from gitlab.v4.objects import Group, Project, ProjectIssue
 
-from connectors.gitlab.board import CLOSED, Board
-from connectors.gitlab.client import GitLabClient, explain, option_int, read_token, translated
 from tracker_bridge.config import ConfigError, Settings, TrackerConfig
 from tracker_bridge.models import PullRequest, Ticket
 from tracker_bridge.protocols import STATUS_MARKER, PollResult, Problem, TrackerError, Trigger
+from tracker_bridge_connectors.gitlab.board import CLOSED, Board
+from tracker_bridge_connectors.gitlab.client import GitLabClient, explain, option_int, read_token, translated
 
 ACCESS_LEVELS = {"guest": 10, "planner": 15, "reporter": 20, "developer": 30, "maintainer": 40, "owner": 50}
 ROLE_NAMES = {v: k.title() for k, v in ACCESS_LEVELS.items()}

@@ -11,7 +11,7 @@ import structlog
 from tracker_bridge.protocols import Problem, TrackerError
 
 if TYPE_CHECKING:
-    from connectors.jira.tracker import JiraTracker
+    from tracker_bridge_connectors.jira.tracker import JiraTracker
 
 log = structlog.get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """The HTTP session under the `jira` client: the project's retry policy for 429 and 5xx, and authentication.
 
 The `jira` package's own ResilientSession retries only 429 and 503 and waits at least two seconds even when
-Retry-After says 0; tracker-bridge's policy (connectors.retry.RetryPolicy) retries 429 and every 5xx with
+Retry-After says 0; tracker-bridge's policy (tracker_bridge_connectors.retry.RetryPolicy) retries 429 and every 5xx with
 exponential backoff, honouring Retry-After. This subclass keeps ResilientSession's error handling (JIRAError with
 Jira's `errorMessages`/`errors` parsed) and replaces only the retry loop.
 """
@@ -18,7 +18,7 @@ import structlog
 from jira import JIRA
 from jira.resilientsession import ResilientSession, raise_on_error
 
-from connectors.retry import RETRY_STATUSES, RetryPolicy, retry_after_seconds
+from tracker_bridge_connectors.retry import RETRY_STATUSES, RetryPolicy, retry_after_seconds
 
 log = structlog.get_logger(__name__)
 

@@ -19,16 +19,16 @@ import structlog
 from jira import JIRA
 from jira.exceptions import JIRAError
 
-from connectors.jira.adf import adf_to_text, markdown_to_adf
-from connectors.jira.columns import Columns
-from connectors.jira.cursor import Cursor, build_jql, jql_string, parse_jira_time, prune
-from connectors.jira.errors import to_tracker_error
-from connectors.jira.options import JiraOptions
-from connectors.jira.session import RetryingSession, make_client
-from connectors.jira.wiki import markdown_to_wiki
 from tracker_bridge.config import Settings, TrackerConfig
 from tracker_bridge.models import PullRequest, Ticket
 from tracker_bridge.protocols import PollResult, Problem, TrackerError
+from tracker_bridge_connectors.jira.adf import adf_to_text, markdown_to_adf
+from tracker_bridge_connectors.jira.columns import Columns
+from tracker_bridge_connectors.jira.cursor import Cursor, build_jql, jql_string, parse_jira_time, prune
+from tracker_bridge_connectors.jira.errors import to_tracker_error
+from tracker_bridge_connectors.jira.options import JiraOptions
+from tracker_bridge_connectors.jira.session import RetryingSession, make_client
+from tracker_bridge_connectors.jira.wiki import markdown_to_wiki
 
 log = structlog.get_logger(__name__)
 
@@ -529,6 +529,6 @@ class JiraTracker:
     # --- doctor ----------------------------------------------------------------------------------------------------
 
     def check(self, columns: Mapping[str, str]) -> list[Problem]:
-        from connectors.jira.doctor import check
+        from tracker_bridge_connectors.jira.doctor import check
 
         return check(self, columns)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.jira.adf import markdown_to_adf
+from tracker_bridge_connectors.jira.adf import markdown_to_adf
 
 Node = dict[str, Any]
 

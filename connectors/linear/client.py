@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import structlog
 
-from connectors.linear.documents import Document
-from connectors.retry import RetryPolicy, send_with_retry
 from tracker_bridge.protocols import TrackerError
+from tracker_bridge_connectors.linear.documents import Document
+from tracker_bridge_connectors.retry import RetryPolicy, send_with_retry
 
 log = structlog.get_logger(__name__)
 

@@ -16,14 +16,14 @@ from typing import Any
 
 import structlog
 
-from connectors.linear import documents as docs
-from connectors.linear.client import LinearAuthError, LinearClient, LinearNotFound
-from connectors.linear.cursor import PollCursor, advance
-from connectors.linear.marker import MARKER_URL, has_marker, same_content, with_marker
-from connectors.linear.options import LinearOptions
 from tracker_bridge.config import Settings, TrackerConfig
 from tracker_bridge.models import PullRequest, Ticket
 from tracker_bridge.protocols import PollResult, Problem, TrackerError, Trigger
+from tracker_bridge_connectors.linear import documents as docs
+from tracker_bridge_connectors.linear.client import LinearAuthError, LinearClient, LinearNotFound
+from tracker_bridge_connectors.linear.cursor import PollCursor, advance
+from tracker_bridge_connectors.linear.marker import MARKER_URL, has_marker, same_content, with_marker
+from tracker_bridge_connectors.linear.options import LinearOptions
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from connectors.github_projects import queries
 from tests.agent_fixtures import make_repo
 from tests.journey_helpers import (
     CALC_TICKET,
@@ -27,6 +26,7 @@ from tests.sims.github import GitHubSim
 from tests.sims.github.world import Issue, Project, Pull, Repo
 from tracker_bridge.cli import app
 from tracker_bridge.protocols import STATUS_MARKER
+from tracker_bridge_connectors.github_projects import queries
 
 
 @dataclass

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from connectors.jira import JiraTracker
 from tests.sims.jira import JiraSim, User
 from tracker_bridge.config import Settings, TrackerConfig
 from tracker_bridge.models import PullRequest, PullRequestState
 from tracker_bridge.protocols import Tracker, TrackerError
+from tracker_bridge_connectors.jira import JiraTracker
 
 TOKEN_ENV = "TB_TEST_JIRA_TOKEN"
 STAGES = Settings().stages.as_mapping()
@@ -456,7 +456,7 @@ def test_data_center_search_pages_with_start_at(sim: JiraSim, make: MakeTracker,
 
 
 def test_retry_after_is_honoured(sim: JiraSim, make: MakeTracker) -> None:
-    from connectors.jira.session import RetryingSession
+    from tracker_bridge_connectors.jira.session import RetryingSession
 
     tracker = make()
     session = tracker.client._session

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.linear.client import LinearClient
-from connectors.linear.tracker import LinearTracker
-from connectors.retry import RetryPolicy
 from tests.sims.linear import LinearSim, Workspace, seed
 from tracker_bridge.models import PullRequest
 from tracker_bridge.protocols import STATUS_MARKER, Trigger
+from tracker_bridge_connectors.linear.client import LinearClient
+from tracker_bridge_connectors.linear.tracker import LinearTracker
+from tracker_bridge_connectors.retry import RetryPolicy
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from connectors.linear.documents import all_documents
-from connectors.linear.marker import MARKER_URL
 from tests.journey_helpers import (
     demo_ticket_parts,
     merge_the_agent_branch,
@@ -25,6 +23,8 @@ from tests.journey_helpers import (
 )
 from tests.sims.linear import Issue, LinearSim, Workspace, seed
 from tracker_bridge.demo import GOOD_TICKET, VAGUE_TICKET
+from tracker_bridge_connectors.linear.documents import all_documents
+from tracker_bridge_connectors.linear.marker import MARKER_URL
 
 TOKEN_ENV = "TB_JOURNEY_LINEAR_KEY"
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from connectors.local_git import LocalGitHost
 from tests.journey_helpers import make_journey
 from tracker_bridge import engine as engine_mod
 from tracker_bridge.config import load_settings
 from tracker_bridge.engine import build_engine
 from tracker_bridge.gitutil import git
 from tracker_bridge.store import Store
+from tracker_bridge_connectors.local_git import LocalGitHost
 
 
 def test_the_checkout_is_cloned_again_once_it_is_older_than_the_limit(

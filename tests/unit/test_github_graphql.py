@@ -10,11 +10,11 @@ import graphql
 import httpx
 import pytest
 
-from connectors.github.client import GitHubAPIError, GitHubClient
-from connectors.github_projects import queries
-from connectors.retry import RetryPolicy
 from tests.sims.github import GitHubSim
 from tests.sims.github.gql import github_schema
+from tracker_bridge_connectors.github.client import GitHubAPIError, GitHubClient
+from tracker_bridge_connectors.github_projects import queries
+from tracker_bridge_connectors.retry import RetryPolicy
 
 
 @pytest.mark.parametrize("name", sorted(queries.ALL_DOCUMENTS))

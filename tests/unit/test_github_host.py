@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from connectors.github import GitHubHost
-from connectors.github.client import GitHubClient
-from connectors.retry import RetryPolicy
 from tests.sims.github import GitHubSim
 from tests.sims.github.scenario import Board, acme_board, git_env
 from tracker_bridge.config import ConfigError, RepoConfig, Settings
 from tracker_bridge.models import ChecksState, PullRequestState, ReviewState
 from tracker_bridge.protocols import CodeHostError
+from tracker_bridge_connectors.github import GitHubHost
+from tracker_bridge_connectors.github.client import GitHubClient
+from tracker_bridge_connectors.retry import RetryPolicy
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 BRANCH = "agent/acme-widgets-1-fix-parse-amount"

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from connectors.github.client import GitHubClient
-from connectors.github_projects import GitHubProjectsTracker, ProjectScope
-from connectors.retry import RetryPolicy
 from tests.sims.github import GitHubSim
 from tests.sims.github.scenario import GOOD_TICKET, Board, acme_board
 from tracker_bridge.config import ConfigError, Settings, TrackerConfig
 from tracker_bridge.protocols import STATUS_MARKER, TrackerError, Trigger
+from tracker_bridge_connectors.github.client import GitHubClient
+from tracker_bridge_connectors.github_projects import GitHubProjectsTracker, ProjectScope
+from tracker_bridge_connectors.retry import RetryPolicy
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 

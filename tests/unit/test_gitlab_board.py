@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.gitlab.board import CLOSED, Board
+from tracker_bridge_connectors.gitlab.board import CLOSED, Board
 
 COLUMNS = ["Agent", "In Progress", "In Review", "Done", "Needs Refinement", "Needs Human"]
 LISTS = ["Agent", "workflow::in progress", "workflow::in review", "needs refinement", "Needs Human"]

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from connectors.gitlab import GitLabHost
-from connectors.gitlab.host import closing_line
 from tests.sims.git_http import GitHttpServer
 from tests.sims.gitlab import BOT_TOKEN, GitLabSim, World, make_world
 from tracker_bridge.config import ConfigError, RepoConfig, Settings
 from tracker_bridge.gitutil import git
 from tracker_bridge.models import ChecksState, PullRequestState, ReviewState
 from tracker_bridge.protocols import CodeHost, CodeHostError
+from tracker_bridge_connectors.gitlab import GitLabHost
+from tracker_bridge_connectors.gitlab.host import closing_line
 
 
 @dataclass

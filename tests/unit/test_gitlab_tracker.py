@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from connectors.gitlab import GitLabTracker
 from tests.sims.gitlab import BOT_TOKEN, GitLabSim, World, make_world
 from tracker_bridge.config import ConfigError, Settings, TrackerConfig
 from tracker_bridge.protocols import STATUS_MARKER, Tracker, TrackerError
+from tracker_bridge_connectors.gitlab import GitLabTracker
 
 API = "/api/v4"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.jira.adf import adf_to_text, markdown_to_adf
-from connectors.jira.wiki import markdown_to_wiki
 from tests.sims.jira import adf_problems
+from tracker_bridge_connectors.jira.adf import adf_to_text, markdown_to_adf
+from tracker_bridge_connectors.jira.wiki import markdown_to_wiki
 
 STATUS = """<!-- tracker-bridge:status -->
 ### tracker-bridge: declined: not ready for an agent yet

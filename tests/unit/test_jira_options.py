@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.jira.cursor import Cursor, build_jql, jql_date
-from connectors.jira.options import JiraOptions
 from tracker_bridge.config import ConfigError, TrackerConfig
+from tracker_bridge_connectors.jira.cursor import Cursor, build_jql, jql_date
+from tracker_bridge_connectors.jira.options import JiraOptions
 
 
 def cfg(**kw: object) -> TrackerConfig:

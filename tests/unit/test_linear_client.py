@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.linear import documents as docs
-from connectors.linear.client import LinearAuthError, LinearClient, authorization_header
-from connectors.linear.documents import Document
-from connectors.retry import RetryPolicy
 from tests.sims.linear import LinearSim
 from tracker_bridge.protocols import TrackerError
+from tracker_bridge_connectors.linear import documents as docs
+from tracker_bridge_connectors.linear.client import LinearAuthError, LinearClient, authorization_header
+from tracker_bridge_connectors.linear.documents import Document
+from tracker_bridge_connectors.retry import RetryPolicy
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.linear.cursor import PollCursor, advance
+from tracker_bridge_connectors.linear.cursor import PollCursor, advance
 
 
 def node(issue_id: str, ts: str) -> dict[str, str]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import graphql
 import pytest
 
-from connectors.linear import documents
-from connectors.linear.cursor import PollCursor
-from connectors.linear.tracker import LinearTracker
 from tests.sims.graphql_exec import estimate_complexity
 from tests.sims.linear import schema
+from tracker_bridge_connectors.linear import documents
+from tracker_bridge_connectors.linear.cursor import PollCursor
+from tracker_bridge_connectors.linear.tracker import LinearTracker
 
 ALL = documents.all_documents()
 

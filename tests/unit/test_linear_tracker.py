@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from connectors.linear.client import LinearClient
-from connectors.linear.cursor import PollCursor
-from connectors.linear.marker import MARKER_URL
-from connectors.linear.tracker import LinearTracker
-from connectors.retry import RetryPolicy
 from tests.sims.linear import LinearSim, Workspace, seed
 from tracker_bridge.config import ConfigError, settings_from_dict
 from tracker_bridge.models import PullRequest, PullRequestState
 from tracker_bridge.protocols import STATUS_MARKER, Tracker, TrackerError, Trigger
+from tracker_bridge_connectors.linear.client import LinearClient
+from tracker_bridge_connectors.linear.cursor import PollCursor
+from tracker_bridge_connectors.linear.marker import MARKER_URL
+from tracker_bridge_connectors.linear.tracker import LinearTracker
+from tracker_bridge_connectors.retry import RetryPolicy
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 
