@@ -7,7 +7,10 @@ call only, so the client below supplies the configured default to every call.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import gitlab
 import requests
 from gitlab.exceptions import GitlabAuthenticationError, GitlabError
+from gitlab.v4.objects import Project
 
 DEFAULT_MAX_RETRIES = 6
 DEFAULT_TIMEOUT = 30.0
@@ -103,3 +107,32 @@ def translated(error: type[Exception], what: str, url: str) -> Iterator[None]:
         yield
     except (GitlabError, requests.RequestException) as exc:
         raise error(explain(exc, what, url)) from exc
+
+
+# Start-up asks for the project twice: the tracker's check (its role on the board's project) and the code host's
+# check (push rights, default branch). Both connectors hold their own client, so the answer is shared here, per
+# GitLab, token and project, for a short while: long enough for one start-up, short enough never to hide a change.
+_PROJECT_TTL_S = 10.0
+_projects: dict[tuple[str, str, str], tuple[float, Project]] = {}
+_projects_lock = threading.Lock()
+
+
+def read_project(client: gitlab.Gitlab, path: str) -> Project:
+    """The project `path` with its attributes (one GET), shared by every client of the same GitLab and token."""
+    token = hashlib.sha256((client.private_token or "").encode()).hexdigest()
+    key = (client.url, token, path)
+    now = time.monotonic()
+    with _projects_lock:
+        hit = _projects.get(key)
+        if hit is not None and now - hit[0] < _PROJECT_TTL_S:
+            return hit[1]
+    project = client.projects.get(path)
+    with _projects_lock:
+        _projects[key] = (now, project)
+    return project
+
+
+def forget_projects() -> None:
+    """Drop the shared project answers (tests that start the daemon twice in one process)."""
+    with _projects_lock:
+        _projects.clear()

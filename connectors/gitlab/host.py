@@ -21,7 +21,14 @@ from tracker_bridge.config import ConfigError, RepoConfig, Settings
 from tracker_bridge.gitutil import GitError, git, git_env
 from tracker_bridge.models import ChecksState, PullRequest, PullRequestState, ReviewState
 from tracker_bridge.protocols import CodeHostError, Problem
-from tracker_bridge_connectors.gitlab.client import GitLabClient, explain, option_int, read_token, translated
+from tracker_bridge_connectors.gitlab.client import (
+    GitLabClient,
+    explain,
+    option_int,
+    read_project,
+    read_token,
+    translated,
+)
 
 KNOWN_OPTIONS = ("project", "max_retries", "timeout")
 _CHECKS = {
@@ -229,7 +236,7 @@ class GitLabHost:
         key = f"repos.{self.name}"
         try:
             with translated(CodeHostError, f"reading {self.project_path}", self.gl.url):
-                project = self.gl.projects.get(self.project_path)
+                project = read_project(self.gl, self.project_path)
         except CodeHostError as exc:
             return [Problem(f"{key}.url", str(exc), "check the project path, token_env and the bot's membership")]
         perms = project.attributes.get("permissions") or {}
@@ -243,7 +250,8 @@ class GitLabHost:
                     "make the bot user at least Developer so it can push branches and open merge requests",
                 )
             )
-        if not self.branch_exists(self.base_branch):
+        # The project's default branch exists by definition: only another base branch costs a request to check.
+        if self.base_branch != project.attributes.get("default_branch") and not self.branch_exists(self.base_branch):
             problems.append(
                 Problem(
                     f"{key}.base_branch",

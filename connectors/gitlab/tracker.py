@@ -18,18 +18,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from gitlab.exceptions import GitlabGetError, GitlabHttpError
+import requests
+import structlog
+from gitlab.exceptions import GitlabError, GitlabGetError
 from gitlab.v4.objects import Group, Project, ProjectIssue
 
 from tracker_bridge.config import ConfigError, Settings, TrackerConfig
 from tracker_bridge.models import PullRequest, Ticket
 from tracker_bridge.protocols import STATUS_MARKER, PollResult, Problem, TrackerError, Trigger
 from tracker_bridge_connectors.gitlab.board import CLOSED, Board
-from tracker_bridge_connectors.gitlab.client import GitLabClient, explain, option_int, read_token, translated
+from tracker_bridge_connectors.gitlab.client import (
+    GitLabClient,
+    explain,
+    option_int,
+    read_project,
+    read_token,
+    translated,
+)
 
 ACCESS_LEVELS = {"guest": 10, "planner": 15, "reporter": 20, "developer": 30, "maintainer": 40, "owner": 50}
 ROLE_NAMES = {v: k.title() for k, v in ACCESS_LEVELS.items()}
 KNOWN_OPTIONS = ("scope", "board", "lists", "min_access_level", "max_retries", "timeout", "overlap_seconds")
+log = structlog.get_logger(__name__)
 _REF = re.compile(r"^(?P<path>[\w.\-]+(?:/[\w.\-]+)+)#(?P<iid>\d+)$")
 
 
@@ -282,9 +292,10 @@ class GitLabTracker:
         add, remove = board.edit_for(issue.labels or [], target)
         data: dict[str, Any] = {}
         if target == CLOSED:
-            if closed:
-                return  # already in the closed list
-            data["state_event"] = "close"
+            # A merge request's "Closes #N" closes the issue but leaves its list label: drop it even then, or
+            # reopening the issue would put the card back in that list.
+            if not closed:
+                data["state_event"] = "close"
         elif closed:
             data["state_event"] = "reopen"
         if add:
@@ -381,14 +392,21 @@ class GitLabTracker:
                         "create a token with the api scope",
                     )
                 )
-        except GitlabHttpError:
-            pass  # project/group tokens and GitLab before 15.5 cannot read themselves: the writes will tell
+        except (GitlabError, requests.RequestException) as exc:
+            # Project and group access tokens, and GitLab before 15.5, cannot read themselves (python-gitlab raises
+            # GitlabGetError for that): not a reason to stop, the first write will tell if the scope is short.
+            log.warning(
+                f"{key}: cannot verify the token's scopes "
+                f"({explain(exc, 'GET /personal_access_tokens/self', self.gl.url)}); "
+                "going on - make sure the token has the api scope",
+                tracker=self.name,
+            )
         try:
             with translated(TrackerError, f"reading {self.scope_path}", self.gl.url):
                 container = (
                     self.gl.groups.get(self.scope_path)
                     if self.scope == "group"
-                    else self.gl.projects.get(self.scope_path)
+                    else read_project(self.gl, self.scope_path)
                 )
         except TrackerError as exc:
             return [

@@ -22,7 +22,7 @@ from tests.journey_helpers import (
     write_hosted_config,
 )
 from tests.sims.git_http import GitHttpServer
-from tests.sims.gitlab import BOT_TOKEN, GitLabSim, Issue, MergeRequest, World, make_world
+from tests.sims.gitlab import BOT_TOKEN, LISTS, GitLabSim, Issue, MergeRequest, World, make_world
 from tracker_bridge.protocols import STATUS_MARKER
 
 
@@ -119,6 +119,7 @@ def test_whole_journey_on_a_gitlab_board(daemon: Daemon) -> None:
     daemon.cycle()
 
     assert merged_one.state == "closed" and list_of(merged_one) == "Closed"  # Done is GitLab's Closed list
+    assert not set(merged_one.labels) & set(LISTS), merged_one.labels  # no list label left behind to reopen into
     assert "merged" in status_notes(world, merged_one)[0]
     assert list_of(closed_one) == "Needs Human" and closed_one.state == "opened"
     assert "closed without merging" in status_notes(world, closed_one)[0]
