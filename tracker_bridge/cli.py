@@ -221,24 +221,21 @@ def doctor(config: ConfigOption = None) -> None:
                 )
         problems.extend(found)
         out.print(f"repository {r.name} ({r.host}): " + ("[green]ok[/]" if not found else "[red]problems[/]"))
-    if settings.agent.backend == "claude-code":
-        if shutil.which(settings.agent.claude_path) is None:
-            problems.append(
-                Problem(
-                    '[agent] backend = "claude-code"',
-                    f"the Claude Code CLI ({settings.agent.claude_path!r}) is not on PATH",
-                    "npm install -g @anthropic-ai/claude-code, or set [agent] claude_path",
-                )
+    from tracker_bridge.agents.preflight import check_agent
+
+    agent_check = check_agent(settings)  # the CLI runs inside the sandbox; the models are not past end of life
+    problems.extend(agent_check.problems)
+    for warning in agent_check.warnings:
+        out.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
+    if settings.agent.backend == "claude-code" and not os.environ.get(settings.agent.api_key_env):
+        # Each run gets a throwaway HOME, so a `claude login` on the machine is not used.
+        problems.append(
+            Problem(
+                f"[agent] api_key_env = {settings.agent.api_key_env!r}",
+                "the environment variable is not set, and Claude Code runs need it",
+                f"export {settings.agent.api_key_env}=<your Anthropic API key>",
             )
-        if not os.environ.get(settings.agent.api_key_env):
-            # Each run gets a throwaway HOME, so a `claude login` on the machine is not used.
-            problems.append(
-                Problem(
-                    f"[agent] api_key_env = {settings.agent.api_key_env!r}",
-                    "the environment variable is not set, and Claude Code runs need it",
-                    f"export {settings.agent.api_key_env}=<your Anthropic API key>",
-                )
-            )
+        )
     try:
         from tracker_bridge.agents.sandbox import sandbox_status
 

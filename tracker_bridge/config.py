@@ -9,11 +9,14 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tracker_bridge import claude_models
 
 DEFAULT_CONFIG_NAME = "tracker-bridge.toml"
 ENV_PREFIX = "TRACKER_BRIDGE__"
@@ -89,7 +92,7 @@ class ScoringConfig(_Section):
     threshold: float = Field(default=0.6, ge=0.0, le=1.0)
     repo_analysis: bool = Field(default=True, description="look at the repository for tests of the area")
     llm: bool = Field(default=False, description="blend in an LLM judge on the Anthropic API")
-    llm_model: str = "claude-sonnet-4-5"
+    llm_model: str = claude_models.DEFAULT_MODEL
     llm_weight: float = Field(default=0.25, ge=0.0, le=1.0)
     api_key_env: str = "ANTHROPIC_API_KEY"
     base_url: str | None = None
@@ -105,17 +108,14 @@ class ModelPrice(_Section):
 
 
 def _default_prices() -> dict[str, ModelPrice]:
-    # Anthropic's published list prices (USD per million tokens); override in [agent.prices] when they change.
-    return {
-        "claude-sonnet-4-5": ModelPrice(input=3.0, output=15.0, cache_write=3.75, cache_read=0.30),
-        "claude-opus-4-1": ModelPrice(input=15.0, output=75.0, cache_write=18.75, cache_read=1.50),
-        "claude-haiku-4-5": ModelPrice(input=1.0, output=5.0, cache_write=1.25, cache_read=0.10),
-    }
+    # Anthropic's list prices for the current models, with their source and date: tracker_bridge/claude_models.py.
+    # Override one in [agent.prices.<model>] when it changes.
+    return {name: ModelPrice(**asdict(price)) for name, price in claude_models.PRICES.items()}
 
 
 class AgentConfig(_Section):
     backend: BackendKind = "claude-code"
-    model: str = "claude-sonnet-4-5"
+    model: str = claude_models.DEFAULT_MODEL
     max_turns: int = Field(default=40, ge=1)
     max_tokens: int | None = Field(default=None, ge=1, description="input+output tokens per run; none: no cap")
     max_cost_usd: float = Field(default=3.0, gt=0)

@@ -33,6 +33,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run(
     tmp_path: Path, fake: FakeAnthropic, daily_left: float | None = None, **agent: object
 ) -> tuple[RunReport, RunPlan, Events]:
+    # The costs asserted below are claude-sonnet-4-5's list prices ($3 / $15 per million): pin that model.
+    agent = {"model": "claude-sonnet-4-5", **agent}
     return run_agent(tmp_path, daily_left, backend="anthropic", base_url=fake.url, **agent)
 
 
