@@ -163,6 +163,10 @@ class RepoConfig(_Section):
     token_env: str | None = None
     base_branch: str = "main"
     test_command: str = ""
+    # Run in each fresh workspace, sandboxed, with the network, before the agent (docs/repositories.md).
+    setup_command: str = Field(default="", description="installs what the tests need, e.g. `uv sync`")
+    setup_timeout: float = Field(default=900, gt=0, description="seconds for setup_command and setup.sh together")
+    teardown_command: str = Field(default="", description="run in the workspace before it is removed")
     options: dict[str, Any] = Field(default_factory=dict)
 
     def token(self) -> str | None:

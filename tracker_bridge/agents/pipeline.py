@@ -18,6 +18,7 @@ from pathlib import Path
 from tracker_bridge.agents.caps import CapMeter
 from tracker_bridge.agents.prompt import build_prompt
 from tracker_bridge.agents.sandbox import Sandbox, SandboxError
+from tracker_bridge.agents.setup import remove_workspace, run_setup
 from tracker_bridge.agents.trace import TraceWriter
 from tracker_bridge.config import RepoConfig, Settings
 from tracker_bridge.gitutil import git
@@ -181,9 +182,18 @@ def execute_run(
     except SandboxError as exc:
         trace.write("result", outcome=RunOutcome.ERROR.value, reason=str(exc))
         return RunReport(RunOutcome.ERROR, RunUsage(), reason=str(exc))
+    teardown = remove_workspace(plan.workspace, plan.repo, sandbox)  # the previous run's, teardown_command first
+    if teardown is not None:
+        trace.write("teardown", exit_code=teardown[0], output=teardown[1][-TEST_OUTPUT_TAIL:])
     start_sha = prepare_workspace(host, plan.workspace, plan.branch)
     trace.write("workspace", path=str(plan.workspace), branch=plan.branch, start=start_sha)
     trace.write("sandbox", mode=sandbox.mode, message=sandbox.message, secrets_withheld=sorted(secrets))
+    setup = run_setup(plan.workspace, plan.repo, sandbox)  # before the agent: a failure spends no agent token
+    if setup.ran:
+        trace.write("setup", ok=setup.ok, steps=[vars(s) for s in setup.steps], output=setup.output)
+    if not setup.ok:
+        trace.write("result", outcome=RunOutcome.ERROR.value, reason=setup.reason)
+        return RunReport(RunOutcome.ERROR, RunUsage(), reason=setup.reason, test_output=setup.output)
     template = None
     if agent.prompt_template:
         template = settings.path(agent.prompt_template).read_text(encoding="utf-8")
