@@ -142,6 +142,16 @@ class CodeHost(Protocol):
         ...
 
 
+@runtime_checkable
+class CheckLogs(Protocol):
+    """A code host that can read its CI's job logs (GitHub Actions, GitLab CI). Optional: test with isinstance."""
+
+    def failed_check_logs(self, pr_id: str) -> dict[str, str]:
+        """check name -> the tail of its log, for the failed checks of the pull request's head commit that have a
+        log here (a check run by another CI service has none); {} when nothing failed. The text is untrusted."""
+        ...
+
+
 @dataclass
 class AgentRequest:
     """What an agent backend needs for one run."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from tracker_bridge.agents.ci_logs import log_tail
 from tracker_bridge.config import ConfigError, RepoConfig, Settings
 from tracker_bridge.gitutil import git_env
 from tracker_bridge.models import ChecksState, PullRequest, PullRequestState, ReviewState
@@ -259,3 +260,31 @@ class GitHubHost:
         if pending:
             return ChecksState.PENDING, []
         return (ChecksState.PASSING if seen else ChecksState.NONE), []
+
+    # --- CI logs ---------------------------------------------------------------------------------------------------
+
+    def failed_check_logs(self, pr_id: str) -> dict[str, str]:
+        """Failed GitHub Actions jobs of the pull request's head: name -> the tail of the job's log.
+
+        An Actions job is a check run of the `github-actions` app whose id is the job's id; its log comes from
+        `GET /actions/jobs/{id}/logs`, which redirects to a signed download URL. Check runs of other apps have no
+        log here and are left out (their title is already in the pull request's feedback).
+        """
+        number = str(pr_id).lstrip("#")
+        sha = ((self._call("GET", f"/pulls/{number}", conditional=True).data or {}).get("head") or {}).get("sha")
+        if not sha:
+            return {}
+        runs = self._call("GET", f"/commits/{sha}/check-runs", params={"per_page": 100}, conditional=True).data or {}
+        logs: dict[str, str] = {}
+        for run in runs.get("check_runs") or []:
+            failed = run.get("status") == "completed" and run.get("conclusion") in _FAILED_CONCLUSIONS
+            if not failed or (run.get("app") or {}).get("slug") != "github-actions":
+                continue
+            try:
+                text = self.client.download_redirected(self._repo_path(f"/actions/jobs/{run['id']}/logs"))
+            except GitHubAPIError as exc:
+                if exc.status in (404, 410):  # logs expired (90 days by default) or deleted
+                    continue
+                raise CodeHostError(f"{self.full_name}: reading the log of check {run.get('name')}: {exc}") from exc
+            logs[str(run.get("name"))] = log_tail(text)
+        return logs

@@ -17,6 +17,7 @@ import requests
 from gitlab.exceptions import GitlabCreateError, GitlabGetError
 from gitlab.v4.objects import Project, ProjectMergeRequest
 
+from tracker_bridge.agents.ci_logs import log_tail
 from tracker_bridge.config import ConfigError, RepoConfig, Settings
 from tracker_bridge.gitutil import GitError, git, git_env
 from tracker_bridge.models import ChecksState, PullRequest, PullRequestState, ReviewState
@@ -229,6 +230,25 @@ class GitLabHost:
             f"CI pipeline failed: {pipeline.get('web_url')}"
         ]
         return state, names
+
+    # --- CI logs ---------------------------------------------------------------------------------------------------
+
+    def failed_check_logs(self, pr_id: str) -> dict[str, str]:
+        """Failed jobs of the merge request's head pipeline: job name -> the tail of its trace (the job's log)."""
+        what = f"reading the failed CI jobs of merge request !{pr_id} of {self.project_path}"
+        with translated(CodeHostError, what, self.gl.url):
+            mr = self._project().mergerequests.get(int(pr_id))
+            pipeline = mr.attributes.get("head_pipeline")
+            if not pipeline or _CHECKS.get(pipeline.get("status", "")) is not ChecksState.FAILING:
+                return {}
+            project = self._project()
+            jobs = project.pipelines.get(pipeline["id"], lazy=True).jobs.list(scope="failed", get_all=True)
+            logs: dict[str, str] = {}
+            for job in jobs:
+                raw = project.jobs.get(job.id, lazy=True).trace()
+                text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+                logs[str(job.name)] = log_tail(text)
+        return logs
 
     # --- doctor ----------------------------------------------------------------------------------------------------
 

@@ -138,7 +138,12 @@ class LinearClient:
         self._wait_for_budget()
         try:
             response = send_with_retry(
-                self._client, "POST", "/graphql", json=payload, policy=self.policy, sleep=self._sleep,
+                self._client,
+                "POST",
+                "/graphql",
+                json=payload,
+                policy=self.policy,
+                sleep=self._sleep,
                 retry_if=self._retry_if,
             )
         except httpx.TransportError as exc:
@@ -164,6 +169,7 @@ class LinearClient:
     def _note_limits(self, headers: httpx.Headers) -> None:
         delay = reset_delay(headers)
         self._spent_until = time.time() + delay if delay else None
+
         def as_int(name: str) -> int | None:
             value = headers.get(name)
             return int(value) if value and value.isdigit() else None

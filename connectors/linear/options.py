@@ -42,7 +42,7 @@ class LinearOptions:
             env = cfg.token_env or "LINEAR_API_KEY"
             problems.append(
                 f"{where}.token_env = {cfg.token_env!r}: no token in the environment. "
-                f"Fix: set token_env = \"{env}\" and export {env}=<a Linear personal API key or OAuth token>"
+                f'Fix: set token_env = "{env}" and export {env}=<a Linear personal API key or OAuth token>'
             )
         opts: dict[str, Any] = dict(cfg.options)
         for unknown in sorted(set(opts) - set(KNOWN_OPTIONS)):

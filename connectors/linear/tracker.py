@@ -252,7 +252,8 @@ class LinearTracker:
         except LinearNotFound as exc:
             raise TrackerError(f"Linear issue {ref} not found: {exc}. Fix: check the reference") from exc
         ours = [
-            c for c in issue["comments"]["nodes"]
+            c
+            for c in issue["comments"]["nodes"]
             if has_marker(c["body"] or "") and (c.get("user") or {}).get("isMe", False)
         ]
         if ours:
@@ -327,20 +328,24 @@ class LinearTracker:
         except TrackerError:
             known = self.client.execute(docs.TEAM_KEYS)["teams"]["nodes"]
             listed = ", ".join(f"{t['key']} ({t['name']})" for t in known) or "none visible to this key"
-            return [Problem(
-                f"{key}.query",
-                f"Linear team key {self.team_key!r} not found",
-                f"set query to one of: {listed}",
-            )]
+            return [
+                Problem(
+                    f"{key}.query",
+                    f"Linear team key {self.team_key!r} not found",
+                    f"set query to one of: {listed}",
+                )
+            ]
         problems: list[Problem] = []
         wanted = dict(columns)
         wanted.setdefault("trigger.column", self.trigger.column)
         for stage, column in wanted.items():
             if team.state_id(column) is None:
-                problems.append(Problem(
-                    f"stages.{stage}" if stage != "trigger.column" else "trigger.column",
-                    f"Linear team {team.key} has no workflow state {column!r} (it has: {', '.join(team.states)})",
-                    f"add the state in Linear (Settings > Teams > {team.key} > Workflow), or map {stage} to one of "
-                    "the existing states; any state of a team can be reached from any other in Linear",
-                ))
+                problems.append(
+                    Problem(
+                        f"stages.{stage}" if stage != "trigger.column" else "trigger.column",
+                        f"Linear team {team.key} has no workflow state {column!r} (it has: {', '.join(team.states)})",
+                        f"add the state in Linear (Settings > Teams > {team.key} > Workflow), or map {stage} to one of "
+                        "the existing states; any state of a team can be reached from any other in Linear",
+                    )
+                )
         return problems

@@ -37,6 +37,7 @@ KEEP: dict[str, tuple[str, ...]] = {
     "/repos/{owner}/{repo}/pulls/{pull_number}/comments": ("get",),
     "/repos/{owner}/{repo}/commits/{ref}/check-runs": ("get",),
     "/repos/{owner}/{repo}/commits/{ref}/status": ("get",),
+    "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs": ("get",),
 }
 
 

@@ -46,6 +46,7 @@ KEEP_PATHS = [
     "/projects/{id}/merge_requests/{merge_request_iid}/merge",
     "/projects/{id}/pipelines",
     "/projects/{id}/pipelines/{pipeline_id}/jobs",
+    "/projects/{id}/jobs/{job_id}/trace",
 ]
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}

@@ -129,6 +129,7 @@ class Job:
     name: str
     status: str
     stage: str = "test"
+    trace: str = ""  # the job's log, as GET /projects/:id/jobs/:job_id/trace serves it
 
 
 @dataclass
@@ -386,13 +387,22 @@ class GitLabSim:
         issue.closed_at = ts if state == "closed" else None
         issue.updated_at = ts
 
-    def set_pipeline(self, project: Project, mr_iid: int, status: str, jobs: dict[str, str] | None = None) -> Pipeline:
+    def set_pipeline(
+        self,
+        project: Project,
+        mr_iid: int,
+        status: str,
+        jobs: dict[str, str] | None = None,
+        traces: dict[str, str] | None = None,
+    ) -> Pipeline:
         mr = project.mrs[mr_iid]
         ts = self.now()
         pipeline = Pipeline(
             self.next_id(), len(project.pipelines) + 1, mr.sha or "0" * 40, mr.source_branch, status, ts, ts
         )
-        pipeline.jobs = [Job(self.next_id(), name, st) for name, st in (jobs or {}).items()]
+        pipeline.jobs = [
+            Job(self.next_id(), name, st, trace=(traces or {}).get(name, "")) for name, st in (jobs or {}).items()
+        ]
         project.pipelines[pipeline.id] = pipeline
         mr.head_pipeline = pipeline
         mr.updated_at = ts
@@ -678,6 +688,7 @@ class GitLabSim:
         r("GET", p + "/merge_requests/{iid}/approvals", self._wrap(self._mr_approvals))
         r("GET", p + "/merge_requests/{iid}/notes", self._wrap(self._mr_notes))
         r("GET", p + "/pipelines/{plid}/jobs", self._wrap(self._pipeline_jobs))
+        r("GET", p + "/jobs/{jid}/trace", self._wrap(self._job_trace))
 
     def _wrap(self, fn: Any) -> Any:
         def handler(req: Request, **params: str) -> Response:
@@ -1058,6 +1069,15 @@ class GitLabSim:
                 for j in jobs
             ],
         )
+
+    def _job_trace(self, req: Request, pid: str, jid: str) -> Response:
+        project = self.project(pid)
+        self._member(req, project)
+        for pipeline in project.pipelines.values():
+            for job in pipeline.jobs:
+                if job.id == int(jid):
+                    return Response(200, job.trace, {**self._headers(), "Content-Type": "text/plain; charset=utf-8"})
+        raise _not_found("404 Job Not Found")
 
 
 def _git(cwd: Path, *args: str) -> str:

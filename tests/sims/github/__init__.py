@@ -127,6 +127,10 @@ class GitHubSim:
     def _gate(self, req: Request) -> Response | None:
         """Before any route: credentials, then the REST description (as GitHub's router and validator would)."""
         token = self._token(req)
+        if req.path.startswith(rest.DOWNLOADS):
+            if req.headers.get("authorization"):  # the signed URL is on another host: no token may follow it
+                self.validation_errors.append(f"{req.method} {req.path}: the API token was sent to the download URL")
+            return None
         if token is None or token not in self.world.tokens:
             return Response(401, {"message": "Bad credentials", "documentation_url": rest.DOCS, "status": "401"})
         if req.path == "/graphql":
@@ -373,9 +377,18 @@ class GitHubSim:
         return rv
 
     def add_check_run(
-        self, sha: str, name: str, status: str = "completed", conclusion: str | None = "success", title: str = ""
+        self,
+        sha: str,
+        name: str,
+        status: str = "completed",
+        conclusion: str | None = "success",
+        title: str = "",
+        log: str | None = None,
     ) -> CheckRun:
-        run = CheckRun(id=next_id(), name=name, head_sha=sha, status=status, conclusion=conclusion, title=title)
+        """A check run on `sha`; with `log` it is a GitHub Actions job whose log the Actions API serves."""
+        run = CheckRun(
+            id=next_id(), name=name, head_sha=sha, status=status, conclusion=conclusion, title=title, log=log
+        )
         self.world.check_runs.append(run)
         return run
 

@@ -3,6 +3,7 @@ official OpenAPI description before it runs)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
     from tests.sims.github import GitHubSim
 
 DOCS = "https://docs.github.com/rest"
+# Where signed download URLs (job logs) point: on github.com another host; here a path outside the API.
+DOWNLOADS = "/_downloads/"
+DOWNLOAD_SECRET = "sim-signing-key"
 
 
 def error(status: int, message: str, **extra: Any) -> Response:
@@ -341,11 +345,35 @@ def install(sim: GitHubSim) -> None:
                 "status": c.status,
                 "conclusion": c.conclusion,
                 "output": {"title": c.title, "summary": c.title},
+                # Actions jobs are check runs of the github-actions app; the check run's id is the job's id.
+                "app": {"slug": "github-actions" if c.log is not None else "external-ci"},
+                "details_url": f"{render.base}/{owner}/{repo}/actions/runs/1/job/{c.id}",
             }
             for c in world.check_runs
             if c.head_sha == ref
         ]
         return Response(200, {"total_count": len(runs), "check_runs": runs})
+
+    @route("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs")
+    def job_logs(req: Request, owner: str, repo: str, job_id: str) -> Response:
+        # GitHub answers 302 with a short-lived signed URL on another host (Location), not the log itself.
+        run = next((c for c in world.check_runs if str(c.id) == job_id and c.log is not None), None)
+        if run is None or repo_of(owner, repo) is None:
+            return not_found()
+        signature = hashlib.sha256(f"{job_id}:{DOWNLOAD_SECRET}".encode()).hexdigest()[:32]
+        location = f"{render.base}{DOWNLOADS}job-logs/{job_id}?urlSigningMethod=HMACV1&urlSignature={signature}"
+        return Response(302, None, {"Location": location})
+
+    def job_log_download(req: Request, job_id: str) -> Response:
+        signature = hashlib.sha256(f"{job_id}:{DOWNLOAD_SECRET}".encode()).hexdigest()[:32]
+        run = next((c for c in world.check_runs if str(c.id) == job_id and c.log is not None), None)
+        if run is None or req.arg("urlSignature", "") != signature:
+            return Response(
+                403, "<Error><Code>AuthenticationFailed</Code></Error>", {"Content-Type": "application/xml"}
+            )
+        return Response(200, run.log or "", {"Content-Type": "text/plain; charset=utf-8"})
+
+    sim.server.add_route("GET", DOWNLOADS + "job-logs/{job_id}", job_log_download)
 
     @route("GET", "/repos/{owner}/{repo}/commits/{ref}/status")
     def combined_status(req: Request, owner: str, repo: str, ref: str) -> Response:

@@ -205,6 +205,7 @@ class CheckRun:
     status: str  # queued, in_progress, completed
     conclusion: str | None
     title: str = ""
+    log: str | None = None  # a GitHub Actions job's log; None: a check run of another app (no Actions job)
 
 
 @dataclass
