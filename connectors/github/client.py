@@ -194,32 +194,6 @@ class GitHubClient:
             items.extend(result.data or [])
         return items
 
-    def download_redirected(self, path: str) -> str:
-        """The text behind an API URL that answers 302 with a signed download URL (job logs, archives).
-
-        The redirect is followed by hand, with a client that carries no token: the signed URL is on another host
-        (and authorises itself), and GitHub's token must never be sent there.
-        """
-        url = self.url(path)
-        response = self._send("GET", url)
-        if response.status_code not in (301, 302, 303, 307, 308):
-            if response.status_code >= 400:
-                raise self._error("GET", url, response)
-            return response.text
-        location = response.headers.get("location")
-        if not location:
-            raise GitHubAPIError(f"GitHub GET {urlsplit(url).path} redirected without a Location", 502)
-        try:
-            with httpx.Client(timeout=self._http.timeout, follow_redirects=True) as plain:
-                download = plain.get(location, headers={"User-Agent": "tracker-bridge"})
-        except httpx.HTTPError as exc:
-            raise GitHubAPIError(f"cannot download {urlsplit(location).netloc} ({exc})") from exc
-        self.counters.requests += 1
-        if download.status_code >= 400:
-            what = f"the download URL GitHub gave for {urlsplit(url).path} answered {download.status_code}"
-            raise GitHubAPIError(what, download.status_code)
-        return download.text
-
     def graphql(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self._send("POST", self.graphql_url, json={"query": document, "variables": variables or {}})
         self.counters.graphql += 1

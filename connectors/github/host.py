@@ -1,4 +1,11 @@
-"""GitHub as the code host: clone and push over HTTPS with the token, open and follow pull requests.
+"""GitHub as the code host: clone and push over HTTPS with the token, open and follow pull requests with PyGithub.
+
+PyGithub (pointed at `api_url`, so GitHub Enterprise Server and the loopback simulator work alike) does the
+repository, branch and pull-request calls. The pull request a ticket waits on is followed every cycle, so it must be
+cheap: PyGithub's own conditional refresh (`PullRequest.update()`, If-None-Match with the ETag it kept, a 304 that
+costs no rate limit) keeps the pull request itself; the lists around it (reviews, review comments, check runs,
+commit statuses) are paginated lists PyGithub cannot ask conditionally, so those four go through the shared
+`GitHubClient`, which keeps each answer's ETag.
 
 The token never lands in the clone: git gets it per command through GIT_CONFIG_* environment variables (an
 `http.extraHeader`), so neither `.git/config` nor the process arguments carry it, and the agent working in the
@@ -14,6 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+import requests
+from github import Auth, Github, GithubException, GithubRetry
+from github.PullRequest import PullRequest as GhPull
+from github.Repository import Repository
+
 from tracker_bridge.agents.ci_logs import log_tail
 from tracker_bridge.config import ConfigError, RepoConfig, Settings
 from tracker_bridge.gitutil import git_env
@@ -22,6 +35,11 @@ from tracker_bridge.protocols import CodeHostError, Problem
 from tracker_bridge_connectors.github.client import GitHubAPIError, GitHubClient
 from tracker_bridge_connectors.github.refs import repo_from_remote
 
+_HINTS = {
+    403: "the token lacks a permission, or a rate limit was hit; see docs/github.md for the scopes",
+    404: "it does not exist, or the token cannot see it (private repository: check the scopes)",
+    422: "GitHub rejected the request",
+}
 _FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure", "stale"})
 
 
@@ -47,6 +65,23 @@ class GitHubHost:
         self.draft = draft
         self._token = token
         self.client = client or GitHubClient(api_url, token, token_env=token_env)
+        self.github = Github(
+            auth=Auth.Token(token),
+            base_url=self.client.api_url,
+            user_agent="tracker-bridge",
+            per_page=100,
+            # retries: 5xx and rate-limit 403/429, honouring Retry-After (PyGithub's GithubRetry on urllib3)
+            retry=GithubRetry(
+                total=self.client.policy.attempts,
+                backoff_factor=self.client.policy.base_delay,
+                status_forcelist=[*range(500, 600), 429],  # GithubRetry adds 403 (rate limits) itself
+            ),
+            # our volume is a few calls per ticket: no pause between reads; GitHub asks for one second between
+            # content-creating writes, which PyGithub keeps
+            seconds_between_requests=None,
+            lazy=True,
+        )
+        self._pulls: dict[int, GhPull] = {}  # the pull requests followed, kept for their conditional refresh
 
     @classmethod
     def from_config(cls, cfg: RepoConfig, settings: Settings) -> GitHubHost:
@@ -79,6 +114,18 @@ class GitHubHost:
     def _repo_path(self, suffix: str = "") -> str:
         return f"/repos/{self.owner}/{self.repo}{suffix}"
 
+    def _repository(self) -> Repository:
+        return self.github.get_repo(self.full_name)  # lazy (Github(lazy=True)): no request until data is read
+
+    def _error(self, what: str, exc: Exception) -> CodeHostError:
+        if isinstance(exc, GithubException):
+            message = (exc.data or {}).get("message") if isinstance(exc.data, dict) else None
+            hint = _HINTS.get(exc.status, "GitHub had a problem; it will be retried on the next cycle")
+            if exc.status == 401:
+                hint = f"the token in ${self.client.token_env} is missing, expired or revoked (docs/github.md)"
+            return CodeHostError(f"{self.full_name}: {what}: GitHub answered {exc.status} {message or ''}. {hint}")
+        return CodeHostError(f"{self.full_name}: {what}: cannot reach GitHub at {self.client.api_url} ({exc})")
+
     def _call(self, method: str, suffix: str, **kwargs: Any) -> Any:
         try:
             return self.client.rest(method, self._repo_path(suffix), **kwargs)
@@ -90,18 +137,22 @@ class GitHubHost:
     def check(self) -> list[Problem]:
         key = f'repos (name "{self.name}")'
         try:
-            result = self.client.rest("GET", self._repo_path())
-        except GitHubAPIError as exc:
-            return [Problem(key, f"cannot read {self.full_name}: {exc}", "check url, api_url and the token's access")]
+            repository = self._repository()
+            data = repository.raw_data  # the one GET /repos/{owner}/{repo}
+        except (GithubException, requests.RequestException) as exc:
+            return [Problem(key, f"cannot read {self.full_name}: {self._error('GET', exc)}",
+                            "check url, api_url and the token's access")]  # fmt: skip
         problems: list[Problem] = []
-        perms = (result.data or {}).get("permissions") or {}
+        perms = data.get("permissions") or {}
         if perms and not perms.get("push"):
             fix = "grant Contents: write (fine-grained token) or the repo scope (classic)"
             problems.append(Problem(key, f"the token cannot push to {self.full_name}", fix))
-        scopes = result.headers.get("x-oauth-scopes")
-        if scopes is not None and scopes.strip() and "repo" not in {s.strip() for s in scopes.split(",")}:
-            problems.append(Problem(key, f"the classic token's scopes '{scopes}' lack 'repo'", "add the repo scope"))
-        if not self.branch_exists(self.base_branch):
+        scopes = self.github.oauth_scopes  # from the X-OAuth-Scopes header; None for fine-grained tokens
+        if scopes and "repo" not in {s.strip() for s in scopes}:
+            problems.append(
+                Problem(key, f"the classic token's scopes '{', '.join(scopes)}' lack 'repo'", "add the repo scope")
+            )
+        if self.base_branch != data.get("default_branch") and not self.branch_exists(self.base_branch):
             problems.append(
                 Problem(key, f"base branch {self.base_branch!r} does not exist on {self.full_name}", "fix base_branch")
             )
@@ -142,37 +193,52 @@ class GitHubHost:
         self._git(workspace, "push", "--quiet", "--force", self.remote_url, f"refs/heads/{branch}:refs/heads/{branch}")
 
     def branch_exists(self, branch: str) -> bool:
-        result = self._call("GET", f"/branches/{quote(branch, safe='')}", allow=(404,))
-        return bool(result.status == 200)
+        # Not Repository.get_branch: it leaves the "/" of agent/... unescaped, and GitHub's path takes one segment.
+        try:
+            self.github.requester.requestJsonAndCheck(
+                "GET", f"/repos/{self.full_name}/branches/{quote(branch, safe='')}"
+            )
+        except GithubException as exc:
+            if exc.status == 404:
+                return False
+            raise self._error(f"reading branch {branch}", exc) from exc
+        except requests.RequestException as exc:
+            raise self._error(f"reading branch {branch}", exc) from exc
+        return True
 
     # --- pull requests ---------------------------------------------------------------------------------------------
 
     def find_pull_request(self, branch: str) -> PullRequest | None:
-        result = self._call(
-            "GET", "/pulls", params={"head": f"{self.owner}:{branch}", "state": "all", "per_page": 20}, conditional=True
-        )
-        pulls = [p for p in result.data or [] if p.get("head", {}).get("ref") == branch]
+        try:
+            found = self._repository().get_pulls(state="all", head=f"{self.owner}:{branch}")
+            pulls = [p for p in found.get_page(0) if p.head.ref == branch]
+        except (GithubException, requests.RequestException) as exc:
+            raise self._error(f"looking for the pull request of {branch}", exc) from exc
         if not pulls:
             return None
         # an open one wins; otherwise the newest (a restart must follow the PR it opened, not open a second)
-        pulls.sort(key=lambda p: (p.get("state") == "open", p.get("number", 0)), reverse=True)
-        return self.get_pull_request(str(pulls[0]["number"]))
+        pulls.sort(key=lambda p: (p.state == "open", p.number), reverse=True)
+        self._pulls[pulls[0].number] = pulls[0]
+        return self._to_pull_request(pulls[0])
 
     def open_pull_request(self, branch: str, title: str, body: str) -> PullRequest:
         existing = self.find_pull_request(branch)
         if existing is not None and existing.state is PullRequestState.OPEN:
             return existing
-        body = self._with_closing(body)
-        payload: dict[str, Any] = {"title": title, "head": branch, "base": self.base_branch, "body": body}
-        if self.draft:
-            payload["draft"] = True
-        result = self._call("POST", "/pulls", json_body=payload, allow=(422,))
-        if result.status == 422:
-            again = self.find_pull_request(branch)
-            if again is not None:
-                return again
-            raise CodeHostError(f"{self.full_name}: GitHub refused the pull request for {branch}: {result.data}")
-        return self._to_pull_request(result.data)
+        try:
+            pull = self._repository().create_pull(
+                base=self.base_branch, head=branch, title=title, body=self._with_closing(body), draft=self.draft
+            )
+        except GithubException as exc:
+            if exc.status == 422:  # "A pull request already exists" (a race with ourselves after a crash)
+                again = self.find_pull_request(branch)
+                if again is not None:
+                    return again
+            raise self._error(f"opening the pull request for {branch}", exc) from exc
+        except requests.RequestException as exc:
+            raise self._error(f"opening the pull request for {branch}", exc) from exc
+        self._pulls[pull.number] = pull
+        return self._to_pull_request(pull)
 
     def _with_closing(self, body: str) -> str:
         """`Closes #N` for issues of this repository named in the body, so merging closes the ticket's issue."""
@@ -180,12 +246,23 @@ class GitHubHost:
         lines = [f"Closes #{n}" for n in dict.fromkeys(numbers) if not re.search(rf"(?i)\bcloses #{n}\b", body)]
         return body if not lines else body.rstrip() + "\n\n" + "\n".join(lines) + "\n"
 
-    def get_pull_request(self, pr_id: str) -> PullRequest:
-        number = str(pr_id).lstrip("#")
-        data = self._call("GET", f"/pulls/{number}", conditional=True).data
-        return self._to_pull_request(data)
+    def _pull(self, number: int) -> GhPull:
+        """The pull request, refreshed: the first time read, then re-validated with its ETag (a 304 is free)."""
+        try:
+            pull = self._pulls.get(number)
+            if pull is None:
+                pull = self._repository().get_pull(number)  # lazy: the update() below is its first read
+                self._pulls[number] = pull
+            pull.update()  # If-None-Match with the ETag of the last read; a 304 keeps what we have
+        except (GithubException, requests.RequestException) as exc:
+            raise self._error(f"reading pull request #{number}", exc) from exc
+        return pull
 
-    def _to_pull_request(self, data: dict[str, Any]) -> PullRequest:
+    def get_pull_request(self, pr_id: str) -> PullRequest:
+        return self._to_pull_request(self._pull(int(str(pr_id).lstrip("#"))))
+
+    def _to_pull_request(self, pull: GhPull) -> PullRequest:
+        data: dict[str, Any] = pull.raw_data
         number = data["number"]
         if data.get("merged") or data.get("merged_at"):
             state = PullRequestState.MERGED
@@ -198,9 +275,10 @@ class GitHubHost:
         review = ReviewState.NONE
         checks = ChecksState.NONE
         if state is PullRequestState.OPEN:
-            review, review_feedback = self._review_state(number, data)
-            checks, check_feedback = self._checks_state(head_sha) if head_sha else (ChecksState.NONE, [])
-            feedback = review_feedback + check_feedback
+            review, feedback = self._review_state(number, data)
+            if head_sha:
+                checks, failing = self._checks_state(head_sha)
+                feedback += failing
         return PullRequest(
             id=str(number),
             url=data.get("html_url") or "",
@@ -267,11 +345,11 @@ class GitHubHost:
         """Failed GitHub Actions jobs of the pull request's head: name -> the tail of the job's log.
 
         An Actions job is a check run of the `github-actions` app whose id is the job's id; its log comes from
-        `GET /actions/jobs/{id}/logs`, which redirects to a signed download URL. Check runs of other apps have no
-        log here and are left out (their title is already in the pull request's feedback).
+        `GET /actions/jobs/{id}/logs` (PyGithub's `WorkflowJob.logs_url()`), which redirects to a signed download
+        URL on another host, fetched without the token. Check runs of other apps have no log here and are left out
+        (their title is already in the pull request's feedback).
         """
-        number = str(pr_id).lstrip("#")
-        sha = ((self._call("GET", f"/pulls/{number}", conditional=True).data or {}).get("head") or {}).get("sha")
+        sha = self._pull(int(str(pr_id).lstrip("#"))).raw_data.get("head", {}).get("sha")
         if not sha:
             return {}
         runs = self._call("GET", f"/commits/{sha}/check-runs", params={"per_page": 100}, conditional=True).data or {}
@@ -280,11 +358,17 @@ class GitHubHost:
             failed = run.get("status") == "completed" and run.get("conclusion") in _FAILED_CONCLUSIONS
             if not failed or (run.get("app") or {}).get("slug") != "github-actions":
                 continue
+            name = str(run.get("name"))
             try:
-                text = self.client.download_redirected(self._repo_path(f"/actions/jobs/{run['id']}/logs"))
-            except GitHubAPIError as exc:
+                location = self._repository().get_workflow_job(int(run["id"])).logs_url()
+                with httpx.Client(timeout=30, follow_redirects=True) as plain:  # no token may go to that host
+                    download = plain.get(location, headers={"User-Agent": "tracker-bridge"})
+                download.raise_for_status()
+            except GithubException as exc:
                 if exc.status in (404, 410):  # logs expired (90 days by default) or deleted
                     continue
-                raise CodeHostError(f"{self.full_name}: reading the log of check {run.get('name')}: {exc}") from exc
-            logs[str(run.get("name"))] = log_tail(text)
+                raise self._error(f"reading the log of check {name}", exc) from exc
+            except (httpx.HTTPError, requests.RequestException) as exc:
+                raise self._error(f"downloading the log of check {name}", exc) from exc
+            logs[name] = log_tail(download.text)
         return logs

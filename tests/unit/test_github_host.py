@@ -163,3 +163,21 @@ def test_from_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GH_T")
     with pytest.raises(ConfigError, match="GH_T"):
         GitHubHost.from_config(cfg, Settings())
+
+
+def test_server_errors_and_rate_limits_are_retried_by_pygithub(board: Board, tmp_path: Path) -> None:
+    gh, host = board.gh, host_for(board)
+    ws = tmp_path / "ws"
+    host.clone(ws)
+    agent_commit(ws)
+    host.push(ws, BRANCH)
+    for status in (502, 429):
+        gh.server.inject(status, count=1, method="POST", path_prefix="/repos/acme/widgets/pulls",
+                         headers={"Retry-After": "0"})  # fmt: skip
+    pr = host.open_pull_request(BRANCH, "t", "b")
+    assert len(board.repo.pulls) == 1 and pr.state is PullRequestState.OPEN
+    gh.server.inject(503, count=2, method="GET", path_prefix=f"/repos/acme/widgets/pulls/{pr.id}")
+    assert host.get_pull_request(pr.id).id == pr.id
+    gh.server.inject(500, count=10, method="GET", path_prefix=f"/repos/acme/widgets/pulls/{pr.id}")
+    with pytest.raises(CodeHostError, match="500"):
+        host.get_pull_request(pr.id)
