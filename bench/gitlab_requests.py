@@ -20,6 +20,7 @@ from tests.sims.gitlab import BOT_TOKEN, GitLabSim, make_world
 from tracker_bridge.config import RepoConfig, Settings, TrackerConfig, settings_from_dict
 from tracker_bridge.store import Store
 from tracker_bridge_connectors.gitlab import GitLabHost, GitLabTracker
+from tracker_bridge_connectors.gitlab.client import forget_projects
 
 API = "/api/v4"
 
@@ -135,10 +136,19 @@ def main() -> None:
             "get_pull_request (review thread, failing pipeline)",
             lambda: (sim.set_pipeline(world.project, 1, "failed", {"pytest": "failed"}), host.get_pull_request("1")),
         )
+        measure(sim, "failed_check_logs (1 failed job: MR, jobs, trace)", lambda: host.failed_check_logs("1"))
+        forget_projects()  # as in a new process
+        columns = Settings(base_dir=Path(tmp)).stages.as_mapping()
+        fresh_tracker = GitLabTracker.from_config(cfg, Settings(base_dir=Path(tmp)))
+        fresh_host = GitLabHost.from_config(repo, Settings(base_dir=Path(tmp)))
+        startup = measure(
+            sim, "start-up checks (new tracker + code host)", lambda: (fresh_tracker.check(columns), fresh_host.check())
+        )
 
         engine_idle = engine_idle_cycle(sim, Path(tmp))
         print(f"{'engine idle cycle (whole daemon, nothing changed)':<52} {engine_idle:>3} request(s)")
         print(f"\nidle cycle budget: at most 2 requests -> tracker {idle}, engine {engine_idle}")
+        print(f"idle `run --once` budget: at most 6 requests -> start-up {startup} + cycle {engine_idle}")
 
 
 if __name__ == "__main__":

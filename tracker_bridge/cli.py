@@ -209,7 +209,7 @@ def doctor(config: ConfigOption = None) -> None:
             found = create_code_host(r, settings).check()
         except ConnectorUnavailable as exc:
             found = [Problem(f"repos.{r.name}", str(exc), "install the connector")]
-        if r.test_command:
+        if r.test_command and not r.setup_command:  # with a set-up, the test program may be one it installs
             program = shlex.split(r.test_command)[0]
             if shutil.which(program) is None and not (settings.path(r.url) / program).exists():
                 found.append(

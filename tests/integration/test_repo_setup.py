@@ -166,3 +166,14 @@ def test_teardown_runs_in_the_workspace_before_it_is_removed(tmp_path: Path) -> 
     code, output = remove_workspace(workspace, repo, Sandbox.choose("auto", [tmp_path])) or (None, "")
     assert code == 0 and "return a - b" in output and "torn down" in output
     assert not workspace.exists()
+
+
+def test_doctor_accepts_a_test_program_that_setup_installs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tracker_bridge.cli import app
+
+    config, _, _ = write_setup_config(tmp_path, "python3 -m venv .venv")
+    config.write_text(config.read_text().replace(TEST_COMMAND, ".venv/bin/python -m pytest -q"))
+    result = CliRunner().invoke(app, ["doctor", "-c", str(config)])
+    assert "not on PATH" not in result.output, result.output
