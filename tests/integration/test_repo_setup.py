@@ -173,7 +173,7 @@ def test_doctor_accepts_a_test_program_that_setup_installs(tmp_path: Path) -> No
 
     from tracker_bridge.cli import app
 
-    config, _, _ = write_setup_config(tmp_path, "python3 -m venv .venv")
-    config.write_text(config.read_text().replace(TEST_COMMAND, ".venv/bin/python -m pytest -q"))
+    config, _, _ = write_setup_config(tmp_path, "python3 -m venv env-made-by-setup")
+    config.write_text(config.read_text().replace(TEST_COMMAND, "env-made-by-setup/bin/python -m pytest -q"))
     result = CliRunner().invoke(app, ["doctor", "-c", str(config)])
     assert "not on PATH" not in result.output, result.output
