@@ -118,3 +118,30 @@ def test_a_huge_log_is_cut_from_the_top_to_fit_the_prompt() -> None:
     [item] = ci_log_feedback({"t": huge})
     assert len(item) < 6000 and item.rstrip().endswith("the error\n````")
     assert clean_log("a\rb\r\n") == "b\n"
+
+
+def test_ci_feedback_for_reads_logs_only_for_failing_checks_on_a_host_that_can(tmp_path: Path) -> None:
+    from tests.agent_fixtures import GitDirHost
+    from tracker_bridge.agents.ci_logs import ci_feedback_for
+    from tracker_bridge.models import ChecksState, PullRequest
+    from tracker_bridge.protocols import CodeHostError
+
+    class Host(GitDirHost):
+        def __init__(self, logs: dict[str, str] | None) -> None:
+            super().__init__(tmp_path)
+            self.logs, self.calls = logs, 0
+
+        def failed_check_logs(self, pr_id: str) -> dict[str, str]:
+            self.calls += 1
+            if self.logs is None:
+                raise CodeHostError("logs expired")
+            return self.logs
+
+    failing = PullRequest(id="7", url="u", branch="b", base="main", title="t", checks=ChecksState.FAILING)
+    passing = failing.model_copy(update={"checks": ChecksState.PASSING})
+    host = Host({"pytest": "E   assert 1 == 2\n"})
+    assert ci_feedback_for(host, passing) == [] and host.calls == 0  # nothing failed: no request
+    [item] = ci_feedback_for(host, failing)
+    assert "`pytest` failed" in item and "E   assert 1 == 2" in item
+    assert ci_feedback_for(Host(None), failing) == []  # unreadable logs do not stop the iteration
+    assert ci_feedback_for(GitDirHost(tmp_path), failing) == []  # a host without CI logs
