@@ -224,14 +224,162 @@ def _tests_by_name(sources: list[str], test_files: list[str]) -> list[str]:
     return hits
 
 
+@dataclass
+class HeadIndex:
+    """What one commit of a repository looks like to the scorer, built once per head and shared by its tickets.
+
+    Issue 12: on a Django-size repository listing the files and grepping for definitions costs a few hundred
+    milliseconds per ticket; at one head those answers never change, so the second ticket pays only dict lookups
+    (and one grep for test files mentioning words no earlier ticket asked about).
+    """
+
+    head: str
+    files: list[str]
+    test_files: list[str]
+    definitions: dict[str, list[str]] | None = None  # name -> files defining it; built on first use
+    mentions: dict[str, tuple[str, ...]] = field(default_factory=dict)  # word -> test files mentioning it
+
+
+MAX_HEADS = 8  # repositories x heads kept; an old head is never asked about again once the branch moves
+_HEADS: dict[str, HeadIndex] = {}
+_DEFINITION = re.compile(rf"\b{_DEF_KEYWORDS}\s+([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _head_index(repo_dir: Path) -> HeadIndex | None:
+    """The cached index of the checkout's HEAD commit, or None when there is no commit (nothing stable to key on)."""
+    proc = _git(repo_dir, "rev-parse", "--verify", "--quiet", "HEAD")
+    if proc.returncode != 0:
+        return None
+    head = proc.stdout.strip()
+    key = f"{repo_dir.resolve()}@{head}"
+    cached = _HEADS.get(key)
+    if cached is not None:
+        return cached
+    listing = _git(repo_dir, "ls-files", "-z", "--", *_SKIP_PATHSPECS)
+    if listing.returncode != 0:
+        raise GitUnavailable(f"not a git checkout ({listing.stderr.strip()[:120]})")
+    files = list(dict.fromkeys(f for f in listing.stdout.split("\0") if f and not _skipped(f)))[:MAX_FILES]
+    test_files = [f for f in files if is_test_path(f) and PurePosixPath(f).suffix in _SOURCE_SUFFIXES]
+    index = HeadIndex(head, files, test_files)
+    if len(_HEADS) >= MAX_HEADS:
+        _HEADS.pop(next(iter(_HEADS)))
+    _HEADS[key] = index
+    return index
+
+
+def _indexed_definitions(repo_dir: Path, index: HeadIndex, names: list[str]) -> dict[str, list[str]]:
+    if index.definitions is None:
+        # One pass over the code at HEAD for every definition line; later tickets look names up in the dict.
+        kw = _DEF_KEYWORDS.strip("()").split("|")
+        args = ["grep", "-I", "-n", "-w", "-F"]
+        for k in kw:
+            args += ["-e", k]
+        proc = _git(repo_dir, *args, *_grep_target("HEAD", index.files, code_only=True))
+        if proc.returncode not in (0, 1):
+            raise GitUnavailable(f"git grep failed: {proc.stderr.strip()[:200]}")
+        defs: dict[str, list[str]] = {}
+        for line in proc.stdout.splitlines():
+            parts = _strip_tree(line, "HEAD").split(":", 2)
+            if len(parts) < 3:
+                continue
+            for m in _DEFINITION.finditer(parts[2]):
+                where = defs.setdefault(m.group(2), [])
+                if parts[0] not in where:
+                    where.append(parts[0])
+        index.definitions = defs
+    return {n: index.definitions[n] for n in names if n in index.definitions}
+
+
+def _indexed_mentions(repo_dir: Path, index: HeadIndex, words: list[str]) -> list[str]:
+    new = [w for w in words if w not in index.mentions]
+    if new and index.test_files:
+        args = ["grep", "-I", "-o", "-w", "-F"]
+        for w in new:
+            args += ["-e", w]
+        proc = _git(repo_dir, *args, "HEAD", "--", *index.test_files[:2000])
+        found: dict[str, list[str]] = {w: [] for w in new}
+        if proc.returncode in (0, 1):
+            for line in proc.stdout.splitlines():
+                path, _, word = _strip_tree(line, "HEAD").rpartition(":")
+                hits = found.get(word)
+                if hits is not None and path and (not hits or hits[-1] != path) and path not in hits:
+                    hits.append(path)
+            for w, hits in found.items():
+                index.mentions[w] = tuple(hits)
+    out: list[str] = []
+    for w in words:
+        for test in index.mentions.get(w, ()):
+            if test not in out:
+                out.append(test)
+    return out
+
+
+def _analyse_indexed(repo_dir: Path, index: HeadIndex, t: TicketText, start: float) -> RepoArea:
+    files, test_files = index.files, index.test_files
+    path_hits, missing_paths = _resolve_paths(t.paths, files)
+    names = _names_to_search(t)
+    defs = _indexed_definitions(repo_dir, index, names)
+    report = find_report(repo_dir)
+    return _area(repo_dir, t, files, test_files, path_hits, missing_paths, names, defs, report, start, index)
+
+
+def _area(
+    repo_dir: Path,
+    t: TicketText,
+    files: list[str],
+    test_files: list[str],
+    path_hits: list[str],
+    missing_paths: list[str],
+    names: list[str],
+    defs: dict[str, list[str]],
+    report: CoverageReport | None,
+    start: float,
+    index: HeadIndex | None,
+) -> RepoArea:
+    def_files = [f for fs in defs.values() for f in fs]
+    sources: list[str] = []
+    for f in (*path_hits, *def_files):
+        if f not in sources and not is_test_path(f):
+            sources.append(f)
+    # Only code counts as "the area"; a README naming the symbol is not where the change goes.
+    code_sources = [f for f in sources if PurePosixPath(f).suffix in _SOURCE_SUFFIXES] or sources
+    tests = _tests_by_name(code_sources, test_files)
+    modules = [PurePosixPath(f).stem for f in code_sources[:MAX_NAMES] if PurePosixPath(f).stem != "__init__"]
+    words = list(dict.fromkeys([*modules, *defs.keys()]))[:MAX_NAMES]
+    mentioning = (
+        _indexed_mentions(repo_dir, index, words)
+        if index is not None
+        else _tests_mentioning(repo_dir, words, test_files, None)
+    )
+    for test in mentioning:
+        if test not in tests:
+            tests.append(test)
+    # Tests named in the ticket that exist count too.
+    for test in _resolve_paths(tuple(n for n in t.tests_named if "/" in n), test_files)[0]:
+        if test not in tests:
+            tests.append(test)
+    risky = tuple((kind, f) for f in (*path_hits, *def_files) for kind, rx in RISK_PATH_PATTERNS if rx.search(f))
+    unresolved = tuple(missing_paths) + tuple(n for n in names if n not in defs)
+    return RepoArea(
+        files=tuple(code_sources),
+        tests=tuple(tests),
+        unresolved=unresolved,
+        risky=risky,
+        report=report,
+        searched=tuple(names),
+        seconds=time.monotonic() - start,
+    )
+
+
 def analyse_repo(repo_dir: Path, t: TicketText) -> RepoArea:
     """Resolve the ticket's paths and symbols at HEAD, find the tests for them and read a coverage report."""
     start = time.monotonic()
     try:
-        head = _git(repo_dir, "rev-parse", "--verify", "--quiet", "HEAD^{tree}")
-        tree = "HEAD" if head.returncode == 0 else None
-        listing = ["ls-files", "-z"] if tree else ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]
-        proc = _git(repo_dir, *listing, "--", *_SKIP_PATHSPECS)
+        index = _head_index(repo_dir)
+        if index is not None:
+            return _analyse_indexed(repo_dir, index, t, start)
+        # No commit yet: the files on disk, searched afresh each time (they may change between tickets).
+        proc = _git(repo_dir, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *_SKIP_PATHSPECS)
         if proc.returncode != 0:
             raise GitUnavailable(f"not a git checkout ({proc.stderr.strip()[:120]})")
         files = list(dict.fromkeys(f for f in proc.stdout.split("\0") if f and not _skipped(f)))[:MAX_FILES]
@@ -239,34 +387,8 @@ def analyse_repo(repo_dir: Path, t: TicketText) -> RepoArea:
         test_files = [f for f in files if is_test_path(f) and PurePosixPath(f).suffix in _SOURCE_SUFFIXES]
         path_hits, missing_paths = _resolve_paths(t.paths, files)
         names = _names_to_search(t)
-        defs = _definitions(repo_dir, names, tree, files)
-        def_files = [f for fs in defs.values() for f in fs]
-        sources: list[str] = []
-        for f in (*path_hits, *def_files):
-            if f not in sources and not is_test_path(f):
-                sources.append(f)
-        # Only code counts as "the area"; a README naming the symbol is not where the change goes.
-        code_sources = [f for f in sources if PurePosixPath(f).suffix in _SOURCE_SUFFIXES] or sources
-        tests = _tests_by_name(code_sources, test_files)
-        modules = [PurePosixPath(f).stem for f in code_sources[:MAX_NAMES] if PurePosixPath(f).stem != "__init__"]
-        words = list(dict.fromkeys([*modules, *defs.keys()]))[:MAX_NAMES]
-        for test in _tests_mentioning(repo_dir, words, test_files, tree):
-            if test not in tests:
-                tests.append(test)
-        # Tests named in the ticket that exist count too.
-        for test in _resolve_paths(tuple(n for n in t.tests_named if "/" in n), test_files)[0]:
-            if test not in tests:
-                tests.append(test)
-        risky = tuple((kind, f) for f in (*path_hits, *def_files) for kind, rx in RISK_PATH_PATTERNS if rx.search(f))
-        unresolved = tuple(missing_paths) + tuple(n for n in names if n not in defs)
-        return RepoArea(
-            files=tuple(code_sources),
-            tests=tuple(tests),
-            unresolved=unresolved,
-            risky=risky,
-            report=find_report(repo_dir),
-            searched=tuple(names),
-            seconds=time.monotonic() - start,
-        )
+        defs = _definitions(repo_dir, names, None, files)
+        report = find_report(repo_dir)
+        return _area(repo_dir, t, files, test_files, path_hits, missing_paths, names, defs, report, start, None)
     except GitUnavailable as exc:
         return RepoArea(error=str(exc), seconds=time.monotonic() - start)
