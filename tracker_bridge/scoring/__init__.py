@@ -6,7 +6,8 @@
 Factors: scope and clarity (fitted on real issues: `features.py` reads the text, `model.py` weighs it with the
 table in `weights.json` or the one `tracker-bridge calibrate` wrote), kind and risk (`factors.py`), coverage
 (tests around the code the ticket names, `repo.py` + `coverage.py` + `area.py`, when a checkout is given and
-`repo_analysis` is on; cached per repository head) and, when `[scoring] llm` is on, the LLM judge (`judge.py`). `blend.py` combines them and calibrates the scale; see docs/scoring.md.
+`repo_analysis` is on; cached per repository head) and, when `[scoring] llm` is on, the LLM judge
+(`judge.py`). `blend.py` combines them and calibrates the scale; see docs/scoring.md.
 """
 
 from __future__ import annotations
