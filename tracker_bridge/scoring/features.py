@@ -75,12 +75,17 @@ def _clip(x: float) -> float:
     return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
 
 
+def _any(low: str, *words: str) -> bool:
+    """A cheap substring test before a regular expression: most tickets contain none of the words."""
+    return any(w in low for w in words)
+
+
 def text_features(t: TicketText) -> dict[str, float]:
     """The features of one ticket, by name (all in [0, 1])."""
     low = t.prose.lower()
     named = len(t.symbols) + len(t.paths)
     return {
-        "expected": float(t.has_expected or bool(_INSTEAD.search(low))),
+        "expected": float(t.has_expected or (_any(low, "instead", "but ") and bool(_INSTEAD.search(low)))),
         "repro": float(t.has_repro),
         "traceback": float(t.has_traceback),
         "named": float(bool(t.symbols or t.paths or t.snake_names)),
@@ -89,12 +94,18 @@ def text_features(t: TicketText) -> dict[str, float]:
         "missing_case": float(t.missing_case),
         "version": float(t.names_regression or bool(_VERSION.search(low))),
         "acceptance": float(t.has_acceptance),
-        "explains": float(bool(_EXPLAINS.search(low))),
-        "link": float(bool(_LINK.search(t.prose))),
-        "template": float(bool(_TEMPLATE.search(low))),
+        "explains": float(_any(low, "because", "due to", "reason", "cause") and bool(_EXPLAINS.search(low))),
+        "link": float("http" in low and bool(_LINK.search(t.prose))),
+        "template": float(
+            _any(low, "describe", "expected", "actual", "reproduce", "environment", "operating")
+            and bool(_TEMPLATE.search(low))
+        ),
         # Words of prose (not code): about 20 -> 0, about 400 -> 1.
         "prose": _clip((math.log(max(t.prose_words, 1)) - math.log(20)) / (math.log(400) - math.log(20))),
-        "unsure": float(bool(_UNSURE.search(low))),
+        "unsure": float(
+            _any(low, "not sure", "know", "unclear", "not clear", "confus", "wonder", "no idea")
+            and bool(_UNSURE.search(low))
+        ),
         "size": t.size,
         # A few names pin the place; dozens mean the change spreads: log scale, 2 names -> 0, 25 -> 1.
         "breadth": _clip((math.log1p(named) - math.log1p(2)) / (math.log1p(25) - math.log1p(2))),
