@@ -63,6 +63,19 @@ def fit_logistic(
     if not rows:
         return beta[0], beta[1:]
     xs = [[1.0, *r] for r in rows]
+
+    def objective(b: list[float]) -> float:
+        """Penalised log-likelihood (higher is better)."""
+        total = 0.0
+        for x, y in zip(xs, targets, strict=True):
+            z = sum(bi * v for bi, v in zip(b, x, strict=True))
+            # log(sigmoid(z)) and log(1 - sigmoid(z)) without overflow
+            log_p = -math.log1p(math.exp(-z)) if z >= 0 else z - math.log1p(math.exp(z))
+            log_q = log_p - z
+            total += y * log_p + (1.0 - y) * log_q
+        return total - lam / 2 * sum((b[i] - pri[i - 1]) ** 2 for i in range(1, k + 1))
+
+    current = objective(beta)
     for _ in range(iterations):
         grad = [0.0] * (k + 1)
         hess = [[0.0] * (k + 1) for _ in range(k + 1)]
@@ -87,8 +100,19 @@ def fit_logistic(
             hess[i][i] += lam
         hess[0][0] += 1e-6
         step = _solve(hess, grad)
-        beta = [b + s for b, s in zip(beta, step, strict=True)]
-        if max(abs(s) for s in step) < 1e-7:
+        # Newton's step, halved until it improves the objective: far from the optimum a full step can overshoot
+        # (a column that never varies, like a factor always at 1.0, trades off against the intercept).
+        scale = 1.0
+        for _halving in range(30):
+            trial = [b + scale * s for b, s in zip(beta, step, strict=True)]
+            value = objective(trial)
+            if value >= current - 1e-12:
+                break
+            scale /= 2
+        else:
+            break
+        beta, current = trial, value
+        if max(abs(scale * s) for s in step) < 1e-7:
             break
     return beta[0], beta[1:]
 

@@ -93,8 +93,8 @@ def parse_weights(text: str, source: str) -> Weights:
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, mtime_ns: int) -> Weights:
-    return parse_weights(Path(path).read_text(encoding="utf-8"), path)
+def _load(path: str, mtime_ns: int, source: str) -> Weights:
+    return parse_weights(Path(path).read_text(encoding="utf-8"), source)
 
 
 def load_weights(state_dir: Path | None = None) -> Weights:
@@ -102,10 +102,10 @@ def load_weights(state_dir: Path | None = None) -> Weights:
     if state_dir is not None:
         calibrated = state_dir / CALIBRATED_NAME
         try:
-            return _load(str(calibrated), calibrated.stat().st_mtime_ns)
+            return _load(str(calibrated), calibrated.stat().st_mtime_ns, str(calibrated))
         except (OSError, WeightsError):
             pass
-    return _load(str(SHIPPED), SHIPPED.stat().st_mtime_ns)
+    return _load(str(SHIPPED), SHIPPED.stat().st_mtime_ns, "shipped")
 
 
 def _ranked(model: Linear, features: dict[str, float]) -> list[tuple[float, str]]:
@@ -155,3 +155,10 @@ def scope_assessment(w: Weights, features: dict[str, float]) -> Assessment:
     value = w.scope.value(features)
     reason, advice = _explain("chance the agent finishes it (scope)", w.scope, features, value)
     return Assessment(Factor(name="scope", value=round(value, 3), weight=w.blend["scope"], reason=reason), advice)
+
+
+def describe_weights(w: Weights) -> str:
+    """One line for `doctor` and the dashboard: which table is in use and from how many outcomes."""
+    if w.source == "shipped":
+        return f"shipped weights (fitted on real issues, bench/fit_scorer.py; {w.outcomes} outcomes of yours)"
+    return f"calibrated weights from {w.outcomes} outcomes ({w.source})"
