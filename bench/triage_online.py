@@ -20,12 +20,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from triage_eval import figures, load_rows, ticket_from_statement  # noqa: E402
+from triage_eval import figures, load_rows, ticket_from_statement
 
-from tracker_bridge.config import ScoringConfig  # noqa: E402
-from tracker_bridge.scoring import score_ticket  # noqa: E402
-from tracker_bridge.scoring.calibrate import Outcome, refit  # noqa: E402
-from tracker_bridge.scoring.model import load_weights  # noqa: E402
+from tracker_bridge.config import ScoringConfig
+from tracker_bridge.scoring import score_ticket
+from tracker_bridge.scoring.calibrate import Outcome, refit
+from tracker_bridge.scoring.model import load_weights
 
 
 def main(argv: list[str] | None = None) -> int:

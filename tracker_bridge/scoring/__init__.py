@@ -55,7 +55,7 @@ def score_ticket(
         extra_risk = area.risky
     assessments.append(_weighted(risk_factor(text, extra_risk), w.blend.get("risk", 0.10)))
     if config.llm:
-        verdict = judge(ticket, config)
+        verdict = judge(ticket, config, w.blend)
         if isinstance(verdict, str):
             notes.append(verdict)
         else:
