@@ -1,6 +1,6 @@
 """How well the scorer tells issues experts rated clear from vague ones, and what the decline policy does to each.
 
-    python bench/clarity_eval.py --data bench/data/clarity-dev.jsonl [--threshold T]
+    python bench/clarity_eval.py --data bench/data/clarity-dev.jsonl [--threshold T] [--llm]
 
 Each row's problem_statement is scored text-only (title = first line). "Vague" is underspecified >= 2. The last line
 printed is exactly
@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from triage_eval import load_rows, roc_auc, score_rows
+from triage_eval import llm_available, load_rows, roc_auc, score_rows
 
 from tracker_bridge.config import ScoringConfig
 
@@ -31,10 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--data", type=Path, required=True, help="JSON Lines with problem_statement, underspecified")
     parser.add_argument("--threshold", type=float, default=default_threshold, help=f"default {default_threshold}")
+    parser.add_argument(
+        "--llm", action="store_true", help="blend in the LLM judge when its API key is set (says so when skipped)"
+    )
     args = parser.parse_args(argv)
 
     rows = load_rows(args.data)
-    config = ScoringConfig(threshold=args.threshold, repo_analysis=False, llm=False)
+    config = ScoringConfig(threshold=args.threshold, repo_analysis=False, llm=llm_available(args.llm))
     scores = score_rows(rows, config)
     vague = [float(str(r["underspecified"])) >= 2 for r in rows]
     values = [s.value for s in scores]
