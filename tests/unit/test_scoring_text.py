@@ -125,8 +125,8 @@ def test_hedging_and_open_questions_lower_clarity_and_are_named() -> None:
 
     assert factor(h, "clarity")[0] < factor(d, "clarity")[0]
     assert factor(q, "clarity")[0] < factor(d, "clarity")[0]
-    assert any("Replace the open wording" in s for s in h.suggestions)
-    assert any("Answer the open questions" in s for s in q.suggestions)
+    assert any("Replace the open wording ('maybe', 'not sure')" in s for s in h.suggestions)
+    assert any("Answer the 2 open questions" in s for s in q.suggestions)
     assert not any("open question" in s or "open wording" in s for s in d.suggestions)
 
 

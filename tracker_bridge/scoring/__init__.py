@@ -19,7 +19,7 @@ from tracker_bridge.models import Score, Ticket
 from tracker_bridge.scoring.area import coverage_factor
 from tracker_bridge.scoring.blend import MAX_SUGGESTIONS, blend
 from tracker_bridge.scoring.factors import Assessment, kind_factor, risk_factor
-from tracker_bridge.scoring.features import text_features
+from tracker_bridge.scoring.features import advice_details, text_features
 from tracker_bridge.scoring.judge import judge
 from tracker_bridge.scoring.model import COVERAGE_WEIGHT, Weights, clarity_assessment, load_weights, scope_assessment
 from tracker_bridge.scoring.render import render_score_markdown
@@ -42,9 +42,10 @@ def score_ticket(
     text = analyse_text(ticket)
     features = text_features(text)
     kind = kind_factor(text)
+    details = advice_details(text)
     assessments: list[Assessment] = [
-        scope_assessment(w, features),
-        clarity_assessment(w, features),
+        scope_assessment(w, features, details),
+        clarity_assessment(w, features, details),
         _weighted(kind, w.blend.get("kind", 0.15)),
     ]
     notes: list[str] = []

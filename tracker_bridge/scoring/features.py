@@ -62,13 +62,25 @@ ADVICE: dict[str, str] = {
     "named": "Name the function, class or file to change (e.g. `billing.invoice.total()`).",
     "acceptance": "Add acceptance criteria: the observable result that means the ticket is done.",
     "version": "Say which version or environment shows the problem.",
-    "questions": "Answer the open questions in the ticket, or drop them.",
-    "hedges": "Replace the open wording ('maybe', 'not sure', ...) with the decision: what exactly should change.",
-    "asks": "Split the ticket: keep one change per ticket.",
-    "breadth": "Narrow the change: say which one or two functions or files must change.",
-    "ticket_refs": "Copy what matters from the referenced tickets into this one: the agent reads only this one.",
-    "size": "Cut it down to the essentials: the problem, where it is, and the expected result.",
+    "questions": "Answer the {questions} in the ticket, or drop them.",
+    "hedges": "Replace the open wording ({hedges}) with the decision: what exactly should change.",
+    "asks": "Split the ticket: it asks for {asks} separate things; keep one change per ticket.",
+    "breadth": "Narrow the change: it names {named} functions and files; say which one or two must change.",
+    "ticket_refs": "Copy what matters from {ticket_refs} into this ticket: the agent reads only this one.",
+    "size": "Cut it down to the essentials ({words} words now): the problem, where it is, and the expected result.",
 }
+
+
+def advice_details(t: TicketText) -> dict[str, str]:
+    """What the advice quotes back from this ticket, so a decline names the specific things to change."""
+    return {
+        "questions": "open question" if t.questions == 1 else f"{t.questions} open questions",
+        "hedges": ", ".join(repr(h) for h in t.hedges[:3]) or "'maybe', 'not sure'",
+        "asks": str(t.asks),
+        "named": str(len(t.symbols) + len(t.paths)),
+        "ticket_refs": ", ".join(t.ticket_refs[:3]) or "the referenced tickets",
+        "words": str(t.words),
+    }
 
 
 def _clip(x: float) -> float:

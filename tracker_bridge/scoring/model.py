@@ -129,7 +129,9 @@ def _missing(model: Linear, features: dict[str, float], limit: int) -> list[tupl
     return sorted(gains, reverse=True)[:limit]
 
 
-def _explain(kind: str, model: Linear, features: dict[str, float], value: float) -> tuple[str, tuple[str, ...]]:
+def _explain(
+    kind: str, model: Linear, features: dict[str, float], value: float, details: dict[str, str] | None
+) -> tuple[str, tuple[str, ...]]:
     ranked = _ranked(model, features)
     helps = [LABELS[n] for c, n in ranked if c > 0][:4]
     hurts = [LABELS[n] for c, n in ranked if c < 0][:4]
@@ -139,21 +141,23 @@ def _explain(kind: str, model: Linear, features: dict[str, float], value: float)
         reason += ": has " + ", ".join(helps)
     if hurts:
         reason += ("; but " if helps else ": ") + ", ".join(hurts)
-    advice = tuple(ADVICE[n] for _, n in _missing(model, features, 4))
+    advice = tuple(
+        ADVICE[n].format(**(details or {})) if details else ADVICE[n] for _, n in _missing(model, features, 4)
+    )
     return reason + ".", advice
 
 
-def clarity_assessment(w: Weights, features: dict[str, float]) -> Assessment:
+def clarity_assessment(w: Weights, features: dict[str, float], details: dict[str, str] | None = None) -> Assessment:
     """Would a person know what is asked: fitted on experts' ratings of real issues."""
     value = w.clarity.value(features)
-    reason, advice = _explain("clarity", w.clarity, features, value)
+    reason, advice = _explain("clarity", w.clarity, features, value, details)
     return Assessment(Factor(name="clarity", value=round(value, 3), weight=w.blend["clarity"], reason=reason), advice)
 
 
-def scope_assessment(w: Weights, features: dict[str, float]) -> Assessment:
+def scope_assessment(w: Weights, features: dict[str, float], details: dict[str, str] | None = None) -> Assessment:
     """Would an agent resolve it: fitted on how often 24 agent runs resolved real issues."""
     value = w.scope.value(features)
-    reason, advice = _explain("chance the agent finishes it (scope)", w.scope, features, value)
+    reason, advice = _explain("chance the agent finishes it (scope)", w.scope, features, value, details)
     return Assessment(Factor(name="scope", value=round(value, 3), weight=w.blend["scope"], reason=reason), advice)
 
 
