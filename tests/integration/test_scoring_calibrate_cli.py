@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import random
 
+from starlette.testclient import TestClient
+
 from tests.journey_helpers import Journey
 from tracker_bridge.config import load_settings
 from tracker_bridge.models import Factor, Score
 from tracker_bridge.scoring.model import CALIBRATED_NAME, load_weights
 from tracker_bridge.store import Store
+from tracker_bridge.web import create_app
 
 
 def seed_history(journey: Journey, n: int) -> None:
@@ -67,6 +70,14 @@ def test_calibrate_refits_from_history_and_doctor_shows_it(journey: Journey) -> 
 
     doctor = journey.cli("doctor")
     assert "scoring: calibrated weights from 150 outcomes" in doctor.output
+    # The dashboard says the same.
+    settings = load_settings(journey.config)
+    store = Store(settings.state_url)
+    try:
+        page = TestClient(create_app(settings, store)).get("/").text
+    finally:
+        store.close()
+    assert "scoring: calibrated weights from 150 outcomes" in page
 
 
 def test_calibrate_without_history_writes_nothing(journey: Journey) -> None:
