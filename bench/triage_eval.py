@@ -102,7 +102,7 @@ def llm_available(wanted: bool) -> bool:
     if not os.environ.get(env):
         print(f"llm judge: skipped ({env} is not set); offline factors only")
         return False
-    print(f"llm judge: on ({ScoringConfig().llm_model}); answers cached in memory only, costs not recorded")
+    print(f"llm judge: on ({ScoringConfig().llm_model}); answers not cached and costs not recorded outside a daemon")
     return True
 
 
