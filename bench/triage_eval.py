@@ -1,6 +1,6 @@
 """How well the text-only scorer ranks real issues by how often autonomous agents solved them.
 
-    python bench/triage_eval.py --data bench/data/triage-dev.jsonl [--threshold 0.6] [--split-seed N]
+    python bench/triage_eval.py --data bench/data/triage-dev.jsonl [--threshold 0.6] [--split-seed N] [--llm]
 
 Each row's problem_statement becomes a Ticket (title = first line, description = the rest) scored with
 repository analysis and the LLM judge off. The last line printed is exactly
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 from pathlib import Path
@@ -93,6 +94,18 @@ def figures(scores: list[float], resolved: list[float], threshold: float) -> str
     )
 
 
+def llm_available(wanted: bool) -> bool:
+    """Whether to run the LLM judge: asked for and its key present; says so when it is skipped."""
+    if not wanted:
+        return False
+    env = ScoringConfig().api_key_env
+    if not os.environ.get(env):
+        print(f"llm judge: skipped ({env} is not set); offline factors only")
+        return False
+    print(f"llm judge: on ({ScoringConfig().llm_model}); answers not cached and costs not recorded outside a daemon")
+    return True
+
+
 def load_rows(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -109,11 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--data", type=Path, required=True, help="JSON Lines with problem_statement, resolved_fraction")
     parser.add_argument("--threshold", type=float, default=default_threshold, help=f"default {default_threshold}")
+    parser.add_argument(
+        "--llm", action="store_true", help="blend in the LLM judge when its API key is set (says so when skipped)"
+    )
     parser.add_argument("--split-seed", type=int, default=None, help="also report a random 50/50 split")
     args = parser.parse_args(argv)
 
     rows = load_rows(args.data)
-    config = ScoringConfig(threshold=args.threshold, repo_analysis=False, llm=False)
+    config = ScoringConfig(threshold=args.threshold, repo_analysis=False, llm=llm_available(args.llm))
     scores = [s.value for s in score_rows(rows, config)]
     resolved = [float(str(r["resolved_fraction"])) for r in rows]
     print(f"rows={len(rows)} mean_resolved={sum(resolved) / len(resolved):.3f} threshold={args.threshold}")

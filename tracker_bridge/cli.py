@@ -243,6 +243,9 @@ def doctor(config: ConfigOption = None) -> None:
         out.print(f"sandbox: {'[green]' if ok else '[yellow]'}{message}[/]", highlight=False)
     except ImportError:
         pass
+    from tracker_bridge.scoring.model import describe_weights, load_weights
+
+    out.print(f"scoring: {describe_weights(load_weights(settings.state_dir))}", markup=False, highlight=False)
     try:
         Store(settings.state_url).close()
         out.print(f"state store: [green]ok[/] ({settings.state_url})", highlight=False)
@@ -253,6 +256,51 @@ def doctor(config: ConfigOption = None) -> None:
         _print_problems(problems)
         raise typer.Exit(2)
     out.print("[bold green]all checks passed[/]")
+
+
+@app.command()
+def calibrate(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show before/after, write nothing")] = False,
+) -> None:
+    """Refit the scoring weights from finished tickets (merged = success; failed, closed or Needs Human = failure)."""
+    from tracker_bridge.scoring.calibrate import figures, outcomes_from_rows, refit, write_weights
+    from tracker_bridge.scoring.model import SHIPPED, describe_weights, load_weights, parse_weights
+
+    settings = _settings(config, check_secrets=False)
+    store = Store(settings.state_url)
+    try:
+        outcomes = outcomes_from_rows(store.tickets())
+    finally:
+        store.close()
+    # Always refit from the shipped table: refitting a calibrated table on the same history would count it twice.
+    shipped = parse_weights(SHIPPED.read_text(encoding="utf-8"), "shipped")
+    in_use = load_weights(settings.state_dir)
+    out.print(f"in use: {describe_weights(in_use)}", markup=False, highlight=False)
+    if not outcomes:
+        out.print("no finished tickets yet (merged, failed, closed unmerged or Needs Human): nothing to learn from")
+        return
+    new = refit(shipped, outcomes)
+    threshold = settings.scoring.threshold
+    table = Table("weights", "outcomes", "success rate", "accepted", "accepted success", "AUC", "blend")
+    for name, w in (("in use", in_use), ("refitted", new)):
+        f = figures(w, outcomes, threshold)
+        blend = ", ".join(f"{k} {v:.2f}" for k, v in w.blend.items())
+        table.add_row(
+            name,
+            str(f.outcomes),
+            f"{f.success_rate:.2f}",
+            str(f.accepted),
+            f"{f.accepted_success_rate:.2f}",
+            f"{f.auc:.2f}",
+            blend,
+        )
+    out.print(table)
+    if dry_run:
+        out.print("dry run: nothing written")
+        return
+    path = write_weights(new, settings.state_dir)
+    out.print(f"wrote {path} ({describe_weights(new)}); the daemon reads it at the next ticket", highlight=False)
 
 
 @app.command()

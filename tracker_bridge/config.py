@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tracker_bridge import claude_models
@@ -96,6 +96,17 @@ class ScoringConfig(_Section):
     llm_weight: float = Field(default=0.25, ge=0.0, le=1.0)
     api_key_env: str = "ANTHROPIC_API_KEY"
     base_url: str | None = None
+    # Reserved for the approval workflow of mid-score tickets (issue 15): not used by the engine yet.
+    approval_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="scores between this and threshold will need approval (planned)"
+    )
+    llm_cache: bool = Field(default=True, description="cache the LLM judge's answer by ticket content")
+    # Where `tracker-bridge calibrate` wrote refitted weights; set from [bridge] state_dir, not a key of the file.
+    _weights_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def weights_dir(self) -> Path | None:
+        return self._weights_dir
 
 
 class ModelPrice(_Section):
@@ -201,6 +212,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file arrives as init values; environment variables override it.
         return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _scoring_weights_dir(self) -> Settings:
+        # The scorer reads calibrated weights from the state folder (tracker-bridge calibrate writes them there).
+        self.scoring._weights_dir = self.state_dir
+        return self
 
     @field_validator("trackers")
     @classmethod

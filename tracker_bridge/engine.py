@@ -36,6 +36,7 @@ from tracker_bridge.lifecycle import PollAction
 from tracker_bridge.models import PullRequest, PullRequestState, RunOutcome, Score, Stage, Ticket
 from tracker_bridge.protocols import AgentBackend, AgentEvent, CodeHost, CodeHostError, Tracker, TrackerError, Trigger
 from tracker_bridge.scoring import score_ticket
+from tracker_bridge.scoring.judge import spent_on as llm_judge_spent_on
 from tracker_bridge.store import RunRow, Store, TicketRow, pr_fields
 
 log = structlog.get_logger(__name__)
@@ -276,7 +277,10 @@ class Engine:
                 busy = sum(1 for f in self.active.values() if not f.done())
             if busy >= self.settings.bridge.max_concurrent_runs:
                 return
-            budget_left = self.settings.agent.daily_budget_usd - self.store.spent_on(datetime.now(UTC).date())
+            today = datetime.now(UTC).date()
+            # The LLM judge's calls (when [scoring] llm is on) are paid from the same daily budget as the runs.
+            spent = self.store.spent_on(today) + llm_judge_spent_on(self.settings.state_dir, today)
+            budget_left = self.settings.agent.daily_budget_usd - spent
             if budget_left <= 0:
                 reason = (
                     f"the daily budget of ${self.settings.agent.daily_budget_usd:.2f} is spent; "

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from tracker_bridge.agents.trace import read_trace
 from tracker_bridge.config import Settings
 from tracker_bridge.models import Stage
+from tracker_bridge.scoring.model import describe_weights, load_weights
 from tracker_bridge.store import Store, TicketRow
 from tracker_bridge.views import ticket_detail, ticket_summaries
 
@@ -115,7 +116,8 @@ def create_app(settings: Settings, store: Store, wake: Callable[[], None] | None
         )
         body = (
             f"<p>{len(rows)} ticket(s) · ${spent:.2f} spent · daily budget ${settings.agent.daily_budget_usd:.2f}"
-            f" · <a href='/api/tickets'>JSON</a> · <a href='/metrics'>metrics</a></p>{errors}"
+            f" · <a href='/api/tickets'>JSON</a> · <a href='/metrics'>metrics</a></p>"
+            f"<p>scoring: {html.escape(describe_weights(load_weights(settings.state_dir)))}</p>{errors}"
             "<table><tr><th>ticket</th><th>tracker</th><th>stage</th><th>column</th><th>score</th><th>cost</th>"
             "<th>pull request</th><th>why</th></tr>" + "".join(_row_html(r) for r in rows) + "</table>"
         )

@@ -7,7 +7,9 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,3 +174,47 @@ def test_judge_is_off_by_default(fake: FakeMessages) -> None:
 
     assert fake.requests == []
     assert all(f.name != "llm" for f in score.factors)
+
+
+RUBRIC_ANSWER = (
+    '{"scope": 1.0, "clarity": 0.2, "kind": 1.0, "risk": 1.0, "reason": "the discount rule is unclear", '
+    '"missing": ["the rounding rule"]}'
+)
+
+
+def test_rubric_answer_is_averaged_like_the_offline_blend(fake: FakeMessages) -> None:
+    fake.text = RUBRIC_ANSWER
+    score = score_ticket(TICKET, config(fake.url))
+
+    llm = next(f for f in score.factors if f.name == "llm")
+    # The weighted mean of the rubric with the offline blend's weights, not a plain average.
+    from tracker_bridge.scoring.model import load_weights
+
+    w = load_weights().blend
+    expected = (w["scope"] * 1.0 + w["clarity"] * 0.2 + w["kind"] * 1.0 + w["risk"] * 1.0) / (
+        w["scope"] + w["clarity"] + w["kind"] + w["risk"]
+    )
+    assert llm.value == pytest.approx(expected, abs=0.001)
+    assert "clarity" in fake.requests[0]["system"] and "acceptance criteria" in fake.requests[0]["system"]
+
+
+def test_answers_are_cached_by_ticket_content_and_their_cost_is_in_the_ledger(
+    fake: FakeMessages, tmp_path: Path
+) -> None:
+    from tracker_bridge.scoring.judge import spent_on
+
+    fake.text = RUBRIC_ANSWER
+    cfg = config(fake.url, llm_model="claude-sonnet-4-5")
+    cfg._weights_dir = tmp_path
+    first = score_ticket(TICKET, cfg)
+    again = score_ticket(TICKET, cfg)
+    assert len(fake.requests) == 1  # the unchanged ticket was not asked again
+    assert first.value == again.value
+    # 50 input and 20 output tokens at the list price of claude-sonnet-4-5 ($3 / $15 per million).
+    today = datetime.now(UTC).date()
+    assert spent_on(tmp_path, today) == pytest.approx((50 * 3.0 + 20 * 15.0) / 1e6)
+
+    edited = TICKET.model_copy(update={"description": TICKET.description + " Also for credit notes."})
+    score_ticket(edited, cfg)
+    assert len(fake.requests) == 2  # new content, new question
+    assert spent_on(tmp_path, today) == pytest.approx(2 * (50 * 3.0 + 20 * 15.0) / 1e6)

@@ -116,12 +116,27 @@ def parse_report(path: Path) -> CoverageReport | None:
     return CoverageReport(path=path, files=files) if files else None
 
 
+# Parsed reports by (path, mtime, size): a report is often uncommitted and rewritten by a local test run, so it is
+# keyed by the file itself rather than the repository head; parsing a large one costs more than the stat.
+_PARSED: dict[tuple[str, int, int], CoverageReport | None] = {}
+
+
 def find_report(repo_dir: Path) -> CoverageReport | None:
     """The first readable report under the usual names in the checkout (committed or left by a local run)."""
     for name in REPORT_NAMES:
         candidate = repo_dir / name
-        if candidate.is_file():
-            report = parse_report(candidate)
-            if report is not None:
-                return report
+        try:
+            st = candidate.stat()
+        except OSError:
+            continue
+        if not candidate.is_file():
+            continue
+        key = (str(candidate.resolve()), st.st_mtime_ns, st.st_size)
+        if key not in _PARSED:
+            if len(_PARSED) > 32:
+                _PARSED.clear()
+            _PARSED[key] = parse_report(candidate)
+        report = _PARSED[key]
+        if report is not None:
+            return report
     return None

@@ -204,34 +204,239 @@ def _tests_mentioning(repo_dir: Path, words: list[str], test_files: list[str], t
     return [_strip_tree(line, tree) for line in proc.stdout.splitlines() if line]
 
 
-def _tests_by_name(sources: list[str], test_files: list[str]) -> list[str]:
+def _stem(path: str) -> str:
+    """PurePosixPath(path).stem with string operations (called for every test file of every ticket)."""
+    name = path.rpartition("/")[2]
+    dot = name.rfind(".")
+    return name[:dot] if dot > 0 else name
+
+
+def test_stems(test_files: list[str]) -> list[tuple[str, str, str]]:
+    """(path, stem, "/" + path) of each test file, what `_tests_by_name` compares."""
+    return [(t, _stem(t), f"/{t}") for t in test_files]
+
+
+def _tests_by_name(
+    sources: list[str], test_files: list[str], stems: list[tuple[str, str, str]] | None = None
+) -> list[str]:
     """Tests named after a source file: test_invoice.py, invoice_test.go, invoice.spec.ts, tests/billing/..."""
     hits: list[str] = []
+    if not sources:
+        return hits
+    stems = stems if stems is not None else test_stems(test_files)
     for src in sources:
-        stem = PurePosixPath(src).stem
-        parent = PurePosixPath(src).parent.name
-        for t in test_files:
-            tname = PurePosixPath(t).stem
-            if tname in (
-                f"test_{stem}",
-                f"{stem}_test",
-                f"{stem}_tests",
-                f"{stem}.test",
-                f"{stem}.spec",
-                f"Test{stem}",
-            ) or (parent and f"/{parent}/" in f"/{t}" and tname.startswith("test")):
+        stem = _stem(src)
+        parent = src.rpartition("/")[0].rpartition("/")[2]
+        wanted = {f"test_{stem}", f"{stem}_test", f"{stem}_tests", f"{stem}.test", f"{stem}.spec", f"Test{stem}"}
+        folder = f"/{parent}/" if parent else None
+        for t, tname, slashed in stems:
+            if tname in wanted or (folder is not None and folder in slashed and tname.startswith("test")):
                 hits.append(t)
     return hits
+
+
+@dataclass
+class HeadIndex:
+    """What one commit of a repository looks like to the scorer, built once per head and shared by its tickets.
+
+    Issue 12: on a Django-size repository listing the files and grepping for definitions and test mentions costs a
+    few hundred milliseconds per ticket; at one head those answers never change, so later tickets pay dict lookups.
+    """
+
+    head: str
+    files: list[str]
+    test_files: list[str]
+    # name -> files defining it with a distinctive keyword (def, class, function...); built on first use.
+    definitions: dict[str, list[str]] | None = None
+    # identifier -> indexes into test_files of the test files that contain it as a word; built on first use.
+    test_words: dict[str, list[int]] | None = None
+    stems: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+MAX_HEADS = 8  # repositories x heads kept; an old head is never asked about again once the branch moves
+_HEADS: dict[str, HeadIndex] = {}
+# Keywords that start a definition and rarely anything else: one fixed-string pass over all code finds their lines.
+# Words like `type`, `const` or `let` occur everywhere in prose and Python, and define names only in the languages
+# below, so a second pass looks for them there only.
+_DISTINCT_KEYWORDS = ("def", "class", "function", "func", "fn", "struct", "interface", "enum", "trait")
+_COMMON_KEYWORDS = ("type", "module", "object", "const", "let", "var")
+_COMMON_KEYWORD_SUFFIXES = (".js", ".jsx", ".ts", ".tsx", ".go", ".rs", ".rb", ".kt", ".scala", ".swift", ".ex", ".exs")
+_DEFINITION = re.compile(rf"\b{_DEF_KEYWORDS}\s+([A-Za-z_][A-Za-z0-9_]*)")
+_WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]{2,}")
+MAX_TEST_BYTES = 64_000_000  # test code read into the word index; beyond it, words are searched with git grep
+
+
+def _head_index(repo_dir: Path) -> HeadIndex | None:
+    """The cached index of the checkout's HEAD commit, or None when there is no commit (nothing stable to key on)."""
+    proc = _git(repo_dir, "rev-parse", "--verify", "--quiet", "HEAD")
+    if proc.returncode != 0:
+        return None
+    head = proc.stdout.strip()
+    key = f"{repo_dir.resolve()}@{head}"
+    cached = _HEADS.get(key)
+    if cached is not None:
+        return cached
+    listing = _git(repo_dir, "ls-files", "-z", "--", *_SKIP_PATHSPECS)
+    if listing.returncode != 0:
+        raise GitUnavailable(f"not a git checkout ({listing.stderr.strip()[:120]})")
+    files = list(dict.fromkeys(f for f in listing.stdout.split("\0") if f and not _skipped(f)))[:MAX_FILES]
+    test_files = [f for f in files if is_test_path(f) and PurePosixPath(f).suffix in _SOURCE_SUFFIXES]
+    index = HeadIndex(head, files, test_files, stems=test_stems(test_files))
+    if len(_HEADS) >= MAX_HEADS:
+        _HEADS.pop(next(iter(_HEADS)))
+    _HEADS[key] = index
+    return index
+
+
+def _definition_lines(repo_dir: Path, keywords: tuple[str, ...], pathspecs: list[str]) -> list[str]:
+    args = ["grep", "-I", "-n", "-w", "-F"]
+    for k in keywords:
+        args += ["-e", k]
+    proc = _git(repo_dir, *args, "HEAD", "--", *pathspecs, *_SKIP_PATHSPECS)
+    if proc.returncode not in (0, 1):
+        raise GitUnavailable(f"git grep failed: {proc.stderr.strip()[:200]}")
+    return proc.stdout.splitlines()
+
+
+def _indexed_definitions(repo_dir: Path, index: HeadIndex, names: list[str]) -> dict[str, list[str]]:
+    if index.definitions is None:
+        code = [f":(glob)**/*{suffix}" for suffix in sorted(_SOURCE_SUFFIXES)]
+        lines = _definition_lines(repo_dir, _DISTINCT_KEYWORDS, code)
+        if any(f.endswith(_COMMON_KEYWORD_SUFFIXES) for f in index.files):
+            lines += _definition_lines(
+                repo_dir, _COMMON_KEYWORDS, [f":(glob)**/*{suffix}" for suffix in _COMMON_KEYWORD_SUFFIXES]
+            )
+        defs: dict[str, list[str]] = {}
+        for line in lines:
+            parts = _strip_tree(line, "HEAD").split(":", 2)
+            if len(parts) < 3:
+                continue
+            for m in _DEFINITION.finditer(parts[2]):
+                where = defs.setdefault(m.group(2), [])
+                if parts[0] not in where:
+                    where.append(parts[0])
+        index.definitions = defs
+    return {n: index.definitions[n] for n in names if n in index.definitions}
+
+
+def _test_word_index(repo_dir: Path, index: HeadIndex) -> dict[str, list[int]] | None:
+    """identifier -> test files containing it, read once per head with one `git cat-file --batch`."""
+    if index.test_words is not None:
+        return index.test_words
+    if not index.test_files:
+        index.test_words = {}
+        return index.test_words
+    request = "".join(f"HEAD:{f}\n" for f in index.test_files).encode()
+    try:
+        proc = subprocess.run(
+            ["git", "cat-file", "--batch"],
+            cwd=repo_dir,
+            input=request,
+            capture_output=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0 or len(proc.stdout) > MAX_TEST_BYTES:
+        return None
+    words: dict[str, list[int]] = {}
+    out, pos = proc.stdout, 0
+    for i in range(len(index.test_files)):
+        end = out.find(b"\n", pos)
+        if end < 0:
+            break
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) < 3 or header[1] != b"blob":
+            continue  # "<name> missing": listed but not in the commit
+        size = int(header[2])
+        for w in set(_WORD.findall(out[pos : pos + size])):
+            words.setdefault(w.decode(), []).append(i)
+        pos += size + 1
+    index.test_words = words
+    return words
+
+
+def _indexed_mentions(repo_dir: Path, index: HeadIndex, words: list[str]) -> list[str]:
+    table = _test_word_index(repo_dir, index)
+    if table is None:
+        return _tests_mentioning(repo_dir, words, index.test_files, "HEAD")
+    out: list[str] = []
+    for w in words:
+        for i in table.get(w, ()):
+            test = index.test_files[i]
+            if test not in out:
+                out.append(test)
+    return out
+
+
+def _analyse_indexed(repo_dir: Path, index: HeadIndex, t: TicketText, start: float) -> RepoArea:
+    files, test_files = index.files, index.test_files
+    path_hits, missing_paths = _resolve_paths(t.paths, files)
+    names = _names_to_search(t)
+    defs = _indexed_definitions(repo_dir, index, names)
+    report = find_report(repo_dir)
+    return _area(repo_dir, t, files, test_files, path_hits, missing_paths, names, defs, report, start, index)
+
+
+def _area(
+    repo_dir: Path,
+    t: TicketText,
+    files: list[str],
+    test_files: list[str],
+    path_hits: list[str],
+    missing_paths: list[str],
+    names: list[str],
+    defs: dict[str, list[str]],
+    report: CoverageReport | None,
+    start: float,
+    index: HeadIndex | None,
+) -> RepoArea:
+    def_files = [f for fs in defs.values() for f in fs]
+    sources: list[str] = []
+    for f in (*path_hits, *def_files):
+        if f not in sources and not is_test_path(f):
+            sources.append(f)
+    # Only code counts as "the area"; a README naming the symbol is not where the change goes.
+    code_sources = [f for f in sources if PurePosixPath(f).suffix in _SOURCE_SUFFIXES] or sources
+    tests = _tests_by_name(code_sources, test_files, index.stems if index is not None else None)
+    modules = [PurePosixPath(f).stem for f in code_sources[:MAX_NAMES] if PurePosixPath(f).stem != "__init__"]
+    words = list(dict.fromkeys([*modules, *defs.keys()]))[:MAX_NAMES]
+    mentioning = (
+        _indexed_mentions(repo_dir, index, words)
+        if index is not None
+        else _tests_mentioning(repo_dir, words, test_files, None)
+    )
+    for test in mentioning:
+        if test not in tests:
+            tests.append(test)
+    # Tests named in the ticket that exist count too.
+    for test in _resolve_paths(tuple(n for n in t.tests_named if "/" in n), test_files)[0]:
+        if test not in tests:
+            tests.append(test)
+    risky = tuple((kind, f) for f in (*path_hits, *def_files) for kind, rx in RISK_PATH_PATTERNS if rx.search(f))
+    unresolved = tuple(missing_paths) + tuple(n for n in names if n not in defs)
+    return RepoArea(
+        files=tuple(code_sources),
+        tests=tuple(tests),
+        unresolved=unresolved,
+        risky=risky,
+        report=report,
+        searched=tuple(names),
+        seconds=time.monotonic() - start,
+    )
 
 
 def analyse_repo(repo_dir: Path, t: TicketText) -> RepoArea:
     """Resolve the ticket's paths and symbols at HEAD, find the tests for them and read a coverage report."""
     start = time.monotonic()
     try:
-        head = _git(repo_dir, "rev-parse", "--verify", "--quiet", "HEAD^{tree}")
-        tree = "HEAD" if head.returncode == 0 else None
-        listing = ["ls-files", "-z"] if tree else ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]
-        proc = _git(repo_dir, *listing, "--", *_SKIP_PATHSPECS)
+        index = _head_index(repo_dir)
+        if index is not None:
+            return _analyse_indexed(repo_dir, index, t, start)
+        # No commit yet: the files on disk, searched afresh each time (they may change between tickets).
+        proc = _git(repo_dir, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *_SKIP_PATHSPECS)
         if proc.returncode != 0:
             raise GitUnavailable(f"not a git checkout ({proc.stderr.strip()[:120]})")
         files = list(dict.fromkeys(f for f in proc.stdout.split("\0") if f and not _skipped(f)))[:MAX_FILES]
@@ -239,34 +444,8 @@ def analyse_repo(repo_dir: Path, t: TicketText) -> RepoArea:
         test_files = [f for f in files if is_test_path(f) and PurePosixPath(f).suffix in _SOURCE_SUFFIXES]
         path_hits, missing_paths = _resolve_paths(t.paths, files)
         names = _names_to_search(t)
-        defs = _definitions(repo_dir, names, tree, files)
-        def_files = [f for fs in defs.values() for f in fs]
-        sources: list[str] = []
-        for f in (*path_hits, *def_files):
-            if f not in sources and not is_test_path(f):
-                sources.append(f)
-        # Only code counts as "the area"; a README naming the symbol is not where the change goes.
-        code_sources = [f for f in sources if PurePosixPath(f).suffix in _SOURCE_SUFFIXES] or sources
-        tests = _tests_by_name(code_sources, test_files)
-        modules = [PurePosixPath(f).stem for f in code_sources[:MAX_NAMES] if PurePosixPath(f).stem != "__init__"]
-        words = list(dict.fromkeys([*modules, *defs.keys()]))[:MAX_NAMES]
-        for test in _tests_mentioning(repo_dir, words, test_files, tree):
-            if test not in tests:
-                tests.append(test)
-        # Tests named in the ticket that exist count too.
-        for test in _resolve_paths(tuple(n for n in t.tests_named if "/" in n), test_files)[0]:
-            if test not in tests:
-                tests.append(test)
-        risky = tuple((kind, f) for f in (*path_hits, *def_files) for kind, rx in RISK_PATH_PATTERNS if rx.search(f))
-        unresolved = tuple(missing_paths) + tuple(n for n in names if n not in defs)
-        return RepoArea(
-            files=tuple(code_sources),
-            tests=tuple(tests),
-            unresolved=unresolved,
-            risky=risky,
-            report=find_report(repo_dir),
-            searched=tuple(names),
-            seconds=time.monotonic() - start,
-        )
+        defs = _definitions(repo_dir, names, None, files)
+        report = find_report(repo_dir)
+        return _area(repo_dir, t, files, test_files, path_hits, missing_paths, names, defs, report, start, None)
     except GitUnavailable as exc:
         return RepoArea(error=str(exc), seconds=time.monotonic() - start)
