@@ -269,7 +269,7 @@ def demo(
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="tracker-bridge")
     except KeyboardInterrupt:
         sys.exit(130)
     except ConfigError as exc:  # raised past a command's own handling (e.g. while building the engine)
