@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 from ruamel.yaml import YAML
@@ -48,8 +49,12 @@ SETTLE_NS = 2_000_000_000
 _FENCE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
 
 
-def _yaml() -> YAML:
-    # One instance per use: ruamel's YAML objects are not thread-safe, and the engine edits from run threads.
+def _yaml(round_trip: bool = True) -> YAML:
+    """A parser: round-trip (keeps comments and style, for edits) or plain (2-3x faster, for reading a board).
+    Both are ruamel's YAML 1.2, so a file reads the same either way. One instance per use: ruamel's YAML objects
+    are not thread-safe, and the engine edits from run threads."""
+    if not round_trip:
+        return YAML(typ="safe", pure=True)
     y = YAML(typ="rt")
     y.preserve_quotes = True
     y.width = 4096  # never fold a long title onto a second line
@@ -83,11 +88,13 @@ def _split_status(body: str) -> tuple[str, str | None, str]:
 class TicketFile:
     """One ticket file split into front matter, description and the status comment."""
 
-    def __init__(self, path: Path, text: str | None = None) -> None:
+    def __init__(self, path: Path, text: str | None = None, *, edit: bool = False) -> None:
+        """`edit`: parse for a rewrite (round-trip: comments and style kept); otherwise only for reading."""
         self.path = path
+        self._edit = edit
         if text is None:
             text = self.read(path)
-        self.meta: CommentedMap = CommentedMap()
+        self.meta: dict[str, Any] = CommentedMap()
         self._had_front = False
         body = text
         if text.startswith("---"):
@@ -109,12 +116,12 @@ class TicketFile:
                 f"{path.name}: not valid UTF-8 (byte {exc.start}). Fix: save the file as UTF-8"
             ) from exc
 
-    def _parse_front(self, front: str) -> CommentedMap:
+    def _parse_front(self, front: str) -> dict[str, Any]:
         try:
-            loaded = _yaml().load(front) if front.strip() else CommentedMap()
+            loaded = _yaml(self._edit).load(front) if front.strip() else CommentedMap()
         except Exception as exc:  # any parser failure (syntax, duplicate key, odd tag) means an unreadable ticket
             raise TrackerError(f"{self.path.name}: {_yaml_reason(exc)}") from exc
-        if not isinstance(loaded, CommentedMap):
+        if not isinstance(loaded, dict):
             raise TrackerError(
                 f"{self.path.name}: front matter must be a mapping of keys to values (title: ..., status: ...)"
             )
@@ -223,11 +230,11 @@ class LocalTracker:
             raise TrackerError(f"{ref!r} is not a local ticket key (expected like DEMO-1)")
         return self.folder / f"{ref}.md"
 
-    def _load(self, ref: str) -> TicketFile:
+    def _load(self, ref: str, *, edit: bool = False) -> TicketFile:
         path = self._path(ref)
         if not path.is_file():
             raise TrackerError(f"ticket {ref} not found: {path} does not exist")
-        return TicketFile(path)
+        return TicketFile(path, edit=edit)
 
     def _ticket(self, ref: str, tf: TicketFile) -> Ticket:
         mtime = datetime.fromtimestamp(tf.path.stat().st_mtime, UTC)
@@ -248,7 +255,7 @@ class LocalTracker:
         if not board.is_file():
             return None
         try:
-            data = _yaml().load(board.read_text(encoding="utf-8")) or {}
+            data = _yaml(round_trip=False).load(board.read_text(encoding="utf-8")) or {}
         except Exception as exc:  # any parser or decoding failure: the board file is unusable
             raise TrackerError(f"{board}: not valid YAML ({' '.join(str(exc).split())})") from exc
         columns = data.get("columns") if isinstance(data, Mapping) else None
@@ -358,7 +365,7 @@ class LocalTracker:
 
     def _edit(self, ref: str, change: Callable[[TicketFile], bool]) -> None:
         with self._lock:
-            tf = self._load(ref)
+            tf = self._load(ref, edit=True)
             if change(tf) is not False:
                 tf.save()
 

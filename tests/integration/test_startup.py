@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -183,3 +184,11 @@ def test_python_m_runs_outside_the_repository() -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_demo_refuses_a_folder_that_is_not_empty_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    code, output = invoke("demo", "--dir", str(tmp_path))
+    assert code == 2, output
+    assert "already exists and is not an empty folder" in output and "Fix: pass --dir a new or empty folder" in output
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]  # nothing was written beside the user's file
