@@ -192,3 +192,26 @@ def test_demo_refuses_a_folder_that_is_not_empty_without_a_traceback(tmp_path: P
     assert code == 2, output
     assert "already exists and is not an empty folder" in output and "Fix: pass --dir a new or empty folder" in output
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]  # nothing was written beside the user's file
+
+
+def test_an_unreachable_jira_is_reported_against_its_url_at_once(
+    journey: Journey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("TB_TEST_JIRA_TOKEN", "t0ken")
+    journey.config.write_text(
+        journey.config.read_text()
+        + f'\n[[trackers]]\nname = "pay"\nkind = "jira"\nurl = "http://127.0.0.1:{port}"\nuser = "bot@acme.com"\n'
+        'token_env = "TB_TEST_JIRA_TOKEN"\nquery = "project = PAY"\n'
+    )
+    start = time.monotonic()
+    code, output = invoke("doctor", "-c", str(journey.config))
+    assert time.monotonic() - start < 10
+    assert code == 2, output
+    assert f"trackers.pay.url: Jira at http://127.0.0.1:{port} could not be reached" in output
+    assert "trackers.pay.token_env" not in output
