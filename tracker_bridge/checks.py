@@ -30,8 +30,9 @@ def _verdict(found: list[Problem]) -> str:
     return "[green]ok[/]" if not found else "[red]problems[/]"
 
 
-def trackers(settings: Settings, built: Mapping[str, Any] | None = None) -> Findings:
-    """Columns, credentials and scope of every tracker; tickets the tracker can read but will skip, as notices."""
+def trackers(settings: Settings, built: Mapping[str, Any] | None = None, *, skipped_tickets: bool = True) -> Findings:
+    """Columns, credentials and scope of every tracker; with `skipped_tickets`, the tickets a tracker will skip
+    (unreadable files of a local board) as notices."""
     from tracker_bridge_connectors.registry import ConnectorUnavailable, create_tracker
 
     result = Findings()
@@ -46,7 +47,7 @@ def trackers(settings: Settings, built: Mapping[str, Any] | None = None) -> Find
         result.problems.extend(found)
         result.lines.append(f"tracker {t.name} ({t.kind}): {_verdict(found)}")
         unreadable = getattr(tracker, "unreadable", None)
-        if unreadable is not None and not found:
+        if skipped_tickets and unreadable is not None and not found:
             skipped: list[RejectedTicket] = unreadable()
             for r in skipped:
                 result.notices.append(f"tracker {t.name}: ticket {r.ref} is skipped: {r.reason}")
@@ -132,7 +133,8 @@ def start_up(settings: Settings, engine: Any) -> Findings:
     """What `run` checks before it acts, on the engine's own trackers and code hosts."""
     result = Findings()
     for part in (
-        trackers(settings, getattr(engine, "trackers", None)),
+        # Unreadable tickets are not listed here: the first poll reads the board anyway and logs each one.
+        trackers(settings, getattr(engine, "trackers", None), skipped_tickets=False),
         repos(settings, getattr(engine, "hosts", None)),
         agent(settings),
         sandbox(settings),

@@ -286,9 +286,8 @@ def _key_name(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
         rest = ".".join(str(p) for p in parts[2:])
         return f"{label}.{rest}" if rest else label
     if len(parts) == 1:
-        return f"[{parts[0]}]" if parts[0] in Settings.model_fields and parts[0] not in ("trackers", "repos") else str(
-            parts[0]
-        )
+        is_table = parts[0] in Settings.model_fields and parts[0] not in ("trackers", "repos")
+        return f"[{parts[0]}]" if is_table else str(parts[0])
     return f"[{parts[0]}] " + ".".join(str(p) for p in parts[1:])
 
 
@@ -329,7 +328,8 @@ def _describe(err: Any, data: dict[str, Any], env_keys: dict[tuple[Any, ...], st
         # A rule across several keys of a section: the message names them; the section's dump would only hide it.
         message, _, fix = msg.partition(". Fix: ")
         return f"{key}{source}: {message}. Fix: {fix or 'correct the keys named above'}"
-    shown = "" if kind == "missing" or (isinstance(value, dict | list) and len(repr(value)) > 80) else f" = {value!r}"
+    too_long = isinstance(value, dict | list) and len(repr(value)) > 80  # a whole table says less than its key
+    shown = "" if kind == "missing" or too_long else f" = {value!r}"
     if kind == "literal_error":
         fix = "use " + msg.removeprefix("Input should be ")
     else:
