@@ -217,6 +217,7 @@ class LocalTracker:
         self._lock = threading.Lock()
         self._index: dict[str, _Seen] = {}
         self._index_cursor: str | None = None  # the cursor the index belongs to; another cursor means a full read
+        self._generation = 0  # bumped by each poll that read something, so that poll's cursor is new
         self._warned: dict[str, str] = {}
 
     @classmethod
@@ -311,7 +312,10 @@ class LocalTracker:
             return None, ref, f"{path.name}: cannot be read ({exc.strerror}). Fix: check its permissions"
 
     def poll(self, cursor: str | None) -> PollResult:
-        since = int(cursor) if cursor else -1
+        # The cursor is "<newest mtime_ns>[.<generation>]". The generation makes the cursor of a poll that read
+        # files differ from the one before, so when the engine did not keep that poll's result (it saves the cursor
+        # last), the next poll sees an unknown cursor and reads by mtime again instead of trusting the index.
+        since = int(cursor.split(".")[0]) if cursor else -1
         # The index only answers "unchanged since I last read it" for the cursor it handed out; any other cursor
         # (a restart, a poll whose result was not kept) gets the plain mtime rule.
         use_index = cursor is not None and cursor == self._index_cursor
@@ -354,7 +358,13 @@ class LocalTracker:
         # Files changed within the settle window stay out of the index, so a second write in the same timestamp
         # tick is still seen next cycle.
         self._index = {name: s for name, s in listed.items() if now - s.mtime_ns > SETTLE_NS}
-        new_cursor = str(newest) if newest >= 0 else cursor
+        if changed:
+            self._generation += 1
+            new_cursor: str | None = f"{newest}.{self._generation}"
+        elif use_index:
+            new_cursor = cursor  # nothing new: the index stays valid for the same cursor
+        else:
+            new_cursor = str(newest) if newest >= 0 else cursor
         self._index_cursor = new_cursor
         return PollResult(found, new_cursor, rejected)
 

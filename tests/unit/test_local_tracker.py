@@ -192,3 +192,23 @@ def test_a_file_written_within_the_settle_window_is_read_again(tmp_path: Path) -
     first = t.poll(None)
     second = t.poll(first.cursor)
     assert [x.ref for x in second.tickets] == ["DEMO-1"]
+
+
+def test_a_poll_whose_result_was_not_kept_is_delivered_again(tmp_path: Path) -> None:
+    # The engine saves the cursor after handling the tickets; if it failed, it polls again with the old cursor and
+    # must get the same tickets, even though the index has already seen the files.
+    path = tmp_path / "DEMO-1.md"
+    path.write_text(GOOD, encoding="utf-8")
+    age(path)
+    t = tracker(tmp_path)
+    first = t.poll(None)
+    second = t.poll(first.cursor)
+    assert second.tickets == [] and second.cursor == first.cursor  # nothing changed: same cursor, nothing read
+    path.write_text(GOOD.replace("A good ticket", "A changed ticket"), encoding="utf-8")
+    age(path)  # same old mtime as before: only the index can see this change
+    third = t.poll(second.cursor)
+    assert [x.title for x in third.tickets] == ["A changed ticket"]
+    assert third.cursor != second.cursor
+    # The engine failed before saving third.cursor: the retry with the old cursor delivers the ticket again.
+    retry = t.poll(second.cursor)
+    assert [x.title for x in retry.tickets] == ["A changed ticket"]
