@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shlex
-import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
+import structlog
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from tracker_bridge import logs
-from tracker_bridge.config import ConfigError, Settings, load_settings
+from tracker_bridge import __version__, checks, logs
+from tracker_bridge.config import ConfigError, Settings, load_settings, state_problem
 from tracker_bridge.protocols import Problem, TrackerError
 from tracker_bridge.store import Store
 from tracker_bridge.views import ticket_summaries
@@ -29,7 +28,7 @@ app = typer.Typer(
     name="tracker-bridge",
     help="Hand tickets to an autonomous coding agent from the tracker your team already uses.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 out = Console()
@@ -39,6 +38,23 @@ ConfigOption = Annotated[
     Path | None, typer.Option("-c", "--config", help="configuration file (default: ./tracker-bridge.toml)")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+log = structlog.get_logger(__name__)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"tracker-bridge {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """Hand tickets to an autonomous coding agent from the tracker your team already uses."""
 
 
 def _settings(config: Path | None, *, check_secrets: bool = True) -> Settings:
@@ -51,18 +67,14 @@ def _settings(config: Path | None, *, check_secrets: bool = True) -> Settings:
         raise typer.Exit(2) from exc
 
 
-def _preflight(engine: Any) -> list[Problem]:
-    """What must hold before the daemon acts: every mapped column on every board, every repository usable."""
-    problems: list[Problem] = []
-    columns = engine.settings.stages.as_mapping()
-    for name, tracker in engine.trackers.items():
-        try:
-            problems.extend(tracker.check(columns))
-        except TrackerError as exc:
-            problems.append(Problem(f"trackers.{name}", str(exc), "check the url, token and permissions"))
-    for host in engine.hosts.values():
-        problems.extend(host.check())
-    return problems
+def _open_store(settings: Settings) -> Store:
+    """The state store, or exit 2 naming `[bridge] state` (a bad URL or a missing driver is configuration)."""
+    try:
+        return Store(settings.state_url)
+    except Exception as exc:  # any driver error here is a configuration problem to report, not a crash
+        err.print("[bold red]configuration error[/]", highlight=False)
+        err.print(f"  - {state_problem(settings, exc)}", highlight=False, markup=False)
+        raise typer.Exit(2) from exc
 
 
 def _print_problems(problems: list[Problem]) -> None:
@@ -79,14 +91,19 @@ def run(
     from tracker_bridge.engine import build_engine
 
     settings = _settings(config)
-    logs.configure(settings.bridge.log_format)
-    store = Store(settings.state_url)
+    logs.configure(settings.bridge.log_format, level=settings.bridge.log_level)
+    store = _open_store(settings)
     engine = build_engine(settings, store)
-    problems = _preflight(engine)
-    if problems:
+    # Every check of `doctor` that would otherwise fail the tickets it takes, before the daemon touches one.
+    found = checks.start_up(settings, engine)
+    if found.problems:
+        engine.shutdown()
+        store.close()
         err.print("[bold red]tracker-bridge cannot start:[/]")
-        _print_problems(problems)
+        _print_problems(found.problems)
         raise typer.Exit(2)
+    for notice in found.notices:
+        log.warning("start.notice", message=notice)
     try:
         if once:
             engine.cycle()
@@ -100,7 +117,7 @@ def run(
 
                 app_ = create_app(settings, store, wake=daemon.wake)
                 serve_in_thread(app_, settings.web.host, settings.web.port)
-                err.print(f"dashboard on http://{settings.web.listen}/", highlight=False)
+                log.info("dashboard", url=f"http://{settings.web.listen}/")
             daemon.run()
     finally:
         engine.shutdown()
@@ -155,7 +172,7 @@ def score(
 def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Tickets and runs known to the state store."""
     settings = _settings(config, check_secrets=False)
-    store = Store(settings.state_url)
+    store = _open_store(settings)
     try:
         rows = ticket_summaries(settings, store)
         if as_json:
@@ -186,63 +203,14 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 @app.command()
 def doctor(config: ConfigOption = None) -> None:
     """Check configuration, credentials, columns, repositories and the sandbox; say how to fix each problem."""
-    from tracker_bridge_connectors.registry import ConnectorUnavailable, create_code_host, create_tracker
-
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        err.print("[bold red]configuration error[/]")
-        for line in exc.problems:
-            err.print(f"  - {line}", markup=False, highlight=False)
-        raise typer.Exit(2) from exc
+    settings = _settings(config)
     problems: list[Problem] = []
-    columns = settings.stages.as_mapping()
-    for t in settings.trackers:
-        try:
-            found = create_tracker(t, settings).check(columns)
-        except (TrackerError, ConnectorUnavailable) as exc:
-            found = [Problem(f"trackers.{t.name}", str(exc), "check the url, token and permissions")]
-        problems.extend(found)
-        out.print(f"tracker {t.name} ({t.kind}): " + ("[green]ok[/]" if not found else "[red]problems[/]"))
-    for r in settings.repos:
-        try:
-            found = create_code_host(r, settings).check()
-        except ConnectorUnavailable as exc:
-            found = [Problem(f"repos.{r.name}", str(exc), "install the connector")]
-        if r.test_command and not r.setup_command:  # with a set-up, the test program may be one it installs
-            program = shlex.split(r.test_command)[0]
-            if shutil.which(program) is None and not (settings.path(r.url) / program).exists():
-                found.append(
-                    Problem(
-                        f'repos.{r.name}.test_command = "{r.test_command}"',
-                        f"{program!r} is not on PATH",
-                        "install it or use a command available on this machine",
-                    )
-                )
-        problems.extend(found)
-        out.print(f"repository {r.name} ({r.host}): " + ("[green]ok[/]" if not found else "[red]problems[/]"))
-    from tracker_bridge.agents.preflight import check_agent
-
-    agent_check = check_agent(settings)  # the CLI runs inside the sandbox; the models are not past end of life
-    problems.extend(agent_check.problems)
-    for warning in agent_check.warnings:
-        out.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
-    if settings.agent.backend == "claude-code" and not os.environ.get(settings.agent.api_key_env):
-        # Each run gets a throwaway HOME, so a `claude login` on the machine is not used.
-        problems.append(
-            Problem(
-                f"[agent] api_key_env = {settings.agent.api_key_env!r}",
-                "the environment variable is not set, and Claude Code runs need it",
-                f"export {settings.agent.api_key_env}=<your Anthropic API key>",
-            )
-        )
-    try:
-        from tracker_bridge.agents.sandbox import sandbox_status
-
-        ok, message = sandbox_status(settings)
-        out.print(f"sandbox: {'[green]' if ok else '[yellow]'}{message}[/]", highlight=False)
-    except ImportError:
-        pass
+    notices: list[str] = []
+    for part in (checks.trackers(settings), checks.repos(settings), checks.agent(settings), checks.sandbox(settings)):
+        for line in part.lines:
+            out.print(line, highlight=False)
+        problems.extend(part.problems)
+        notices.extend(part.notices)
     from tracker_bridge.scoring.model import describe_weights, load_weights
 
     out.print(f"scoring: {describe_weights(load_weights(settings.state_dir))}", markup=False, highlight=False)
@@ -250,7 +218,9 @@ def doctor(config: ConfigOption = None) -> None:
         Store(settings.state_url).close()
         out.print(f"state store: [green]ok[/] ({settings.state_url})", highlight=False)
     except Exception as exc:  # any driver error is a configuration problem to report, not a crash
-        problems.append(Problem("[bridge] state", f"cannot open {settings.state_url}: {exc}", "check the URL"))
+        problems.append(state_problem(settings, exc))
+    for notice in notices:
+        err.print(f"[yellow]note:[/] {escape(notice)}", highlight=False)
     if problems:
         err.print(f"[bold red]{len(problems)} problem(s):[/]")
         _print_problems(problems)
@@ -313,7 +283,7 @@ def trace(
     from tracker_bridge.agents import trace as trace_mod
 
     settings = _settings(config, check_secrets=False)
-    store = Store(settings.state_url)
+    store = _open_store(settings)
     try:
         row = store.find_ticket(ref)
         runs = store.runs(row.id) if row else []
@@ -347,9 +317,14 @@ def demo(
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="tracker-bridge")
     except KeyboardInterrupt:
         sys.exit(130)
+    except ConfigError as exc:  # raised past a command's own handling (e.g. while building the engine)
+        err.print("[bold red]configuration error[/]", highlight=False)
+        for line in exc.problems:
+            err.print(f"  - {line}", highlight=False, markup=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

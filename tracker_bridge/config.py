@@ -6,17 +6,21 @@ with a message a person can act on. Paths are relative to the configuration file
 
 from __future__ import annotations
 
+import copy
 import difflib
+import json
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tracker_bridge import claude_models
+from tracker_bridge.protocols import Problem
 
 DEFAULT_CONFIG_NAME = "tracker-bridge.toml"
 ENV_PREFIX = "TRACKER_BRIDGE__"
@@ -44,6 +48,9 @@ class BridgeConfig(_Section):
     poll_interval: float = Field(default=30, gt=0, description="seconds between polls")
     max_concurrent_runs: int = Field(default=2, ge=1, description="agent runs at the same time")
     log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="least severe log line written"
+    )
 
 
 class WebConfig(_Section):
@@ -148,7 +155,10 @@ class AgentConfig(_Section):
     @model_validator(mode="after")
     def _command_backend_needs_command(self) -> AgentConfig:
         if self.backend == "command" and not (self.command or "").strip():
-            raise ValueError("backend = 'command' needs `command = \"...\"` in [agent]")
+            raise ValueError(
+                "backend = 'command' needs `command = \"...\"` in [agent]. Fix: add the command that runs your "
+                "agent, or choose another backend"
+            )
         return self
 
 
@@ -210,8 +220,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML file arrives as init values; environment variables override it.
-        return (env_settings, init_settings)
+        # The TOML file arrives as init values, with the environment's overrides already applied by
+        # `apply_env_overrides` (which also reaches [[trackers]]/[[repos]] entries by name and rejects unknown
+        # sections, which pydantic-settings' own environment source cannot do).
+        return (init_settings,)
 
     @model_validator(mode="after")
     def _scoring_weights_dir(self) -> Settings:
@@ -225,7 +237,10 @@ class Settings(BaseSettings):
         names = [t.name for t in trackers]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"tracker names must be unique; {', '.join(dupes)} appears more than once")
+            raise ValueError(
+                f"tracker names must be unique; {', '.join(dupes)} appears more than once. "
+                "Fix: give each [[trackers]] entry its own name"
+            )
         return trackers
 
     # --- derived values -------------------------------------------------------------------------------------------
@@ -291,51 +306,64 @@ def _key_name(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
         rest = ".".join(str(p) for p in parts[2:])
         return f"{label}.{rest}" if rest else label
     if len(parts) == 1:
-        return str(parts[0])
+        is_table = parts[0] in Settings.model_fields and parts[0] not in ("trackers", "repos")
+        return f"[{parts[0]}]" if is_table else str(parts[0])
     return f"[{parts[0]}] " + ".".join(str(p) for p in parts[1:])
 
 
-def _model_for(parent: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The model whose keys live at `parent` (the location of the table holding an unknown key)."""
-    sections: dict[str, type[BaseModel]] = {
-        "bridge": BridgeConfig,
-        "trigger": TriggerConfig,
-        "stages": StagesConfig,
-        "scoring": ScoringConfig,
-        "agent": AgentConfig,
-        "trackers": TrackerConfig,
-        "repos": RepoConfig,
-        "web": WebConfig,
-    }
-    if not parent:
-        return Settings
-    return sections.get(str(parent[0]))
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model whose keys live at `loc`, found by walking the field types: ('agent', 'prices', 'm') -> ModelPrice."""
+    current: Any = Settings
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+            continue
+        args = [a for a in get_args(current) if a is not type(None)]
+        if get_origin(current) in (list, dict) and args:
+            current = args[-1]  # the item type; `part` is the index or the table's key
+            continue
+        return None
+    models = [current, *get_args(current)]
+    return next((m for m in models if isinstance(m, type) and issubclass(m, BaseModel)), None)
 
 
-def _describe(err: Any, data: dict[str, Any]) -> str:
+def _describe(err: Any, data: dict[str, Any], env_keys: dict[tuple[Any, ...], str]) -> str:
     loc = tuple(err["loc"])
     key = _key_name(loc, data)
+    source = next((f" (from {name})" for path, name in env_keys.items() if loc[: len(path)] == path), "")
     kind = err["type"]
     if kind == "extra_forbidden":
-        model = _model_for(loc[:-1])
+        model = _model_at(loc[:-1])
         known = sorted(model.model_fields) if model else []
         known = [k for k in known if k != "base_dir"]
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(known)}"
-        return f"{key}: unknown key. Fix: remove it or correct the spelling; {hint}"
+        return f"{key}{source}: unknown key. Fix: remove it or correct the spelling; {hint}"
     value = err.get("input")
-    shown = "" if kind == "missing" else f" = {value!r}"
     msg = err["msg"].removeprefix("Value error, ")
+    if isinstance(value, dict | list) and kind == "value_error":
+        # A rule across several keys of a section: the message names them; the section's dump would only hide it.
+        message, _, fix = msg.partition(". Fix: ")
+        return f"{key}{source}: {message}. Fix: {fix or 'correct the keys named above'}"
+    too_long = isinstance(value, dict | list) and len(repr(value)) > 80  # a whole table says less than its key
+    shown = "" if kind == "missing" or too_long else f" = {value!r}"
     if kind == "literal_error":
         fix = "use " + msg.removeprefix("Input should be ")
     else:
         fix = _FIXES.get(kind, "correct the value")
-    return f"{key}{shown}: {msg}. Fix: {fix}"
+    return f"{key}{shown}{source}: {msg}. Fix: {fix}"
 
 
 def load_settings(path: Path | str | None = None, *, check_secrets: bool = True) -> Settings:
     """Read, validate and resolve a configuration file. Raises ConfigError with every problem found."""
     file = Path(path) if path else Path.cwd() / DEFAULT_CONFIG_NAME
+    if file.is_dir():
+        inside = file / DEFAULT_CONFIG_NAME
+        hint = f"pass -c {inside}" if inside.is_file() else "pass the configuration FILE to -c, not its folder"
+        raise ConfigError([f"configuration file {file} is a folder. Fix: {hint}"])
     if not file.is_file():
         hint = "pass -c FILE, or copy config/tracker-bridge.example.toml to ./tracker-bridge.toml"
         raise ConfigError([f"configuration file {file} does not exist. Fix: {hint}"])
@@ -343,25 +371,167 @@ def load_settings(path: Path | str | None = None, *, check_secrets: bool = True)
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{file}: not valid TOML ({exc}). Fix: correct the syntax at that line"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{file}: not valid UTF-8 (byte {exc.start}). Fix: save it as UTF-8"]) from exc
     except OSError as exc:
         raise ConfigError([f"{file}: cannot be read ({exc.strerror}). Fix: check the path and permissions"]) from exc
     return settings_from_dict(data, base_dir=file.resolve().parent, check_secrets=check_secrets)
 
 
-def settings_from_dict(data: dict[str, Any], *, base_dir: Path, check_secrets: bool = True) -> Settings:
+def settings_from_dict(
+    data: dict[str, Any],
+    *,
+    base_dir: Path,
+    check_secrets: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Validate `data` (a parsed file) with the environment's overrides applied (`environ`: os.environ)."""
+    data, env_keys, env_problems = apply_env_overrides(data, os.environ if environ is None else environ)
+    if env_problems:
+        raise ConfigError(env_problems)
     try:
         settings = Settings(**data, base_dir=base_dir)
     except ValidationError as exc:
-        raise ConfigError([_describe(e, data) for e in exc.errors()]) from exc
+        raise ConfigError([_describe(e, data, env_keys) for e in exc.errors()]) from exc
     problems = cross_check(settings, check_secrets=check_secrets)
     if problems:
         raise ConfigError(problems)
     return settings
 
 
+# --- environment overrides ----------------------------------------------------------------------------------------
+
+_ENTRY_SECTIONS = ("trackers", "repos")
+
+
+def _env_value(raw: str) -> Any:
+    """A list or table is written as JSON (`["a", "b"]`); anything else is the string, coerced by the model."""
+    text = raw.strip()
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def apply_env_overrides(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[tuple[Any, ...], str], list[str]]:
+    """`data` with every TRACKER_BRIDGE__SECTION__KEY applied; entries of [[trackers]] and [[repos]] are reached
+    by their name: TRACKER_BRIDGE__TRACKERS__PAY__URL. Returns (data, {location: variable}, problems)."""
+    data = copy.deepcopy(data)
+    env_keys: dict[tuple[Any, ...], str] = {}
+    problems: list[str] = []
+    sections = [k for k in Settings.model_fields if k != "base_dir"]
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        section = parts[0]
+        if section not in sections:
+            close = difflib.get_close_matches(section, sections, n=1)
+            hint = f"did you mean TRACKER_BRIDGE__{close[0].upper()}__...?" if close else ""
+            problems.append(
+                f"{name}: no configuration section [{section}]. Fix: unset it or correct the name "
+                f"(sections: {', '.join(sections)}) {hint}".rstrip()
+            )
+            continue
+        if section in _ENTRY_SECTIONS:
+            entries = data.get(section)
+            entries = entries if isinstance(entries, list) else []
+            if len(parts) < 3:
+                problems.append(
+                    f"{name}: names no entry and key. Fix: use {ENV_PREFIX}{section.upper()}__<name>__<KEY>, "
+                    f"e.g. {ENV_PREFIX}{section.upper()}__PAY__URL"
+                )
+                continue
+            matches = [
+                i for i, e in enumerate(entries) if isinstance(e, dict) and str(e.get("name", "")).lower() == parts[1]
+            ]
+            if len(matches) != 1:
+                known = ", ".join(str(e.get("name")) for e in entries if isinstance(e, dict)) or "none"
+                problems.append(
+                    f"{name}: no [[{section}]] entry named {parts[1]!r}. Fix: use the name of an entry "
+                    f"(defined: {known})"
+                )
+                continue
+            target: dict[str, Any] = entries[matches[0]]
+            path: tuple[Any, ...] = (section, matches[0], *parts[2:])
+            keys = parts[2:]
+        else:
+            if len(parts) < 2 or not all(parts[1:]):
+                problems.append(f"{name}: names no key. Fix: use {ENV_PREFIX}{section.upper()}__<KEY>")
+                continue
+            section_data = data.setdefault(section, {})
+            if not isinstance(section_data, dict):
+                problems.append(f"{name}: [{section}] in the file is not a table. Fix: correct the file")
+                continue
+            target, path, keys = section_data, (section, *parts[1:]), parts[1:]
+        for key in keys[:-1]:
+            nested = target.setdefault(key, {})
+            if not isinstance(nested, dict):
+                nested = target[key] = {}
+            target = nested
+        target[keys[-1]] = _env_value(environ[name])
+        env_keys[path] = name
+    return data, env_keys, problems
+
+
+# --- the state store URL ------------------------------------------------------------------------------------------
+
+_STATE_EXAMPLE = '"sqlite:///tracker-bridge.db" or "postgresql+psycopg://user@host/dbname"'
+
+
+def _shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parseable: show it as written (it cannot hold a parsed password either)
+        return url
+
+
+def state_url_problems(settings: Settings) -> list[str]:
+    """A state URL SQLAlchemy cannot parse, or whose driver is not installed, named before anything opens it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    key = f"[bridge] state = {_shown_url(settings.bridge.state)!r}"
+    try:
+        url = make_url(settings.state_url)
+    except ArgumentError:
+        return [f"{key}: not a database URL. Fix: use a SQLAlchemy URL such as {_STATE_EXAMPLE}"]
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        return [f"{key}: {url.get_backend_name()!r} is not a supported database. Fix: use {_STATE_EXAMPLE}"]
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        return [f"{key}: SQLAlchemy has no driver {url.drivername!r}. Fix: use {_STATE_EXAMPLE}"]
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        module = (exc.name or url.get_driver_name()).split(".")[0]
+        extra = "pip install 'tracker-bridge[postgres]'" if url.get_backend_name() == "postgresql" else ""
+        return [
+            f"{key}: its driver, the Python module {module!r}, is not installed. "
+            f"Fix: {extra or 'pip install ' + module} (or use sqlite:///tracker-bridge.db)"
+        ]
+    return []
+
+
+def state_problem(settings: Settings, exc: BaseException) -> Problem:
+    """Opening the state store failed although its URL looked right (server down, wrong credentials...)."""
+    return Problem(
+        "[bridge] state",
+        f"cannot open {_shown_url(settings.state_url)}: {' '.join(str(exc).split())[:300]}",
+        "check the URL, that the database server is running and reachable, and the credentials",
+    )
+
+
 def cross_check(settings: Settings, *, check_secrets: bool = True) -> list[str]:
     """Problems no single key shows: references between entries, secrets, local paths."""
-    problems: list[str] = []
+    problems: list[str] = state_url_problems(settings)
     repo_names = {r.name for r in settings.repos}
     if not settings.trackers:
         problems.append("trackers: no [[trackers]] entry. Fix: add one (see config/tracker-bridge.example.toml)")

@@ -42,17 +42,28 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.strip().lower()).strip("-")
 '''
 
-SLUG_TESTS = '''from textkit.slug import slugify
+# unittest, not pytest: the demo must run from an installed package, which has no test tools beyond the standard
+# library (pytest collects these tests too).
+SLUG_TESTS = '''import unittest
+
+from textkit.slug import slugify
 
 
-def test_slugify_keeps_simple_words():
-    assert slugify("hello") == "hello"
+class SlugifyTests(unittest.TestCase):
+    def test_slugify_keeps_simple_words(self):
+        self.assertEqual(slugify("hello"), "hello")
+
+    def test_slugify_lowercases_and_collapses(self):
+        self.assertEqual(slugify("Hello  World"), "hello-world")
+        self.assertEqual(slugify("  Ready, set: go! "), "ready-set-go")
 
 
-def test_slugify_lowercases_and_collapses():
-    assert slugify("Hello  World") == "hello-world"
-    assert slugify("  Ready, set: go! ") == "ready-set-go"
+if __name__ == "__main__":
+    unittest.main()
 '''
+
+# The sample repository's test command: the standard library's runner, with this interpreter.
+TEST_COMMAND = f"{Path(sys.executable).as_posix()} -m unittest -q"
 
 GOOD_TICKET = """---
 title: slugify() keeps upper case and repeated dashes
@@ -104,6 +115,7 @@ def make_sample_repo(path: Path) -> Path:
     """A git repository with a small package and a real failing test."""
     (path / "textkit").mkdir(parents=True)
     (path / "tests").mkdir()
+    (path / "tests" / "__init__.py").write_text("", encoding="utf-8")  # unittest discovers packages only
     (path / "textkit" / "__init__.py").write_text("", encoding="utf-8")
     (path / "textkit" / "slug.py").write_text(SLUG_BUGGY, encoding="utf-8")
     (path / "tests" / "test_slug.py").write_text(SLUG_TESTS, encoding="utf-8")
@@ -155,7 +167,7 @@ name = "demo"
 host = "local"
 url = "./{repo}"
 base_branch = "main"
-test_command = "{Path(sys.executable).as_posix()} -m pytest -q -p no:cacheprovider"
+test_command = "{TEST_COMMAND}"
 {extra}""",
         encoding="utf-8",
     )
@@ -193,6 +205,14 @@ def run_demo(workdir: Path | None, console: Console) -> int:
 
     logs.configure(level=40)  # the board tells the story; only errors go to the log
     root = (workdir or Path(tempfile.mkdtemp(prefix="tracker-bridge-demo-"))).resolve()
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        console.print(
+            f"[bold red]cannot build the demo in {root}[/]: it already exists and is not an empty folder. "
+            "Fix: pass --dir a new or empty folder, or leave --dir out for a temporary one",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 2
     config = build_demo(root)
     console.print(
         Panel(
@@ -228,9 +248,7 @@ def run_demo(workdir: Path | None, console: Console) -> int:
     if ok and branch:
         check = Path(tempfile.mkdtemp(prefix="tb-check-")) / "repo"
         git(root, "clone", "-q", "--branch", branch, str(root / "demo-repo"), str(check))
-        tests = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=check, capture_output=True, text=True
-        )
+        tests = subprocess.run([sys.executable, "-m", "unittest", "-q"], cwd=check, capture_output=True, text=True)
         ok = tests.returncode == 0
         verdict = "[green]pass[/]" if ok else "[red]fail[/]"
         console.print(Group(f"Tests on branch [bold]{branch}[/]: {verdict}"))

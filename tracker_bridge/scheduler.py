@@ -38,7 +38,11 @@ class Daemon:
     def _cycle(self) -> None:
         try:
             report = self.engine.cycle()
-            log.info("cycle", polled=report.polled, started=report.started_runs, errors=report.poll_errors)
+            # A quiet cycle is a debug line; one that started a run, moved a card or failed a poll is info.
+            eventful = report.started_runs or report.poll_errors or report.transitions
+            (log.info if eventful else log.debug)(
+                "cycle", polled=report.polled, started=report.started_runs, errors=report.poll_errors
+            )
         except Exception:  # one bad cycle must not stop the daemon; the next one tries again
             log.exception("cycle.failed")
 

@@ -203,5 +203,6 @@ def serve_in_thread(app: Starlette, host: str, port: int) -> None:
 
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    # log_config=None: uvicorn's records reach the root logger and are rendered like every other line (logs.py).
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None))
     threading.Thread(target=server.run, daemon=True, name="web").start()

@@ -34,8 +34,32 @@ def project_key(tracker: JiraTracker) -> str | None:
     return m.group(1) if m else None
 
 
+def _unreachable(url: str, timeout: float = 5.0) -> str | None:
+    """Why the server cannot be reached (one TCP connect, no retry loop), or None. Skipped behind a proxy, which
+    only the HTTP client knows how to cross."""
+    import socket
+    from urllib.parse import urlsplit
+
+    import requests
+
+    parts = urlsplit(url)
+    if not parts.hostname or requests.utils.get_environ_proxies(url):
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"Jira at {url} could not be reached ({exc.strerror or exc})"
+    return None
+
+
 def check(tracker: JiraTracker, columns: Mapping[str, str]) -> list[Problem]:
     key = f"trackers.{tracker.name}"
+    # The server first: an unreachable url is said at once and against `url`, not after the retry loop's backoff
+    # and against the token.
+    unreachable = _unreachable(str(tracker.client.server_url))
+    if unreachable:
+        return [Problem(f"{key}.url", unreachable, "check the url and that Jira is reachable from this machine")]
     try:
         me = tracker._myself()
     except TrackerError as exc:

@@ -114,7 +114,9 @@ def test_removing_the_label_from_a_queued_ticket_cancels_it(tmp_path: Path) -> N
     waiting = queued[0]
     assert journey.column(waiting) == "Agent"
     path = journey.tickets / f"{waiting}.md"
-    path.write_text(path.read_text().replace("labels:\n- agent-ready\n", "labels: []\n"))
+    text = path.read_text()
+    assert "labels: [agent-ready]" in text  # the rewrite kept the ticket's own style
+    path.write_text(text.replace("labels: [agent-ready]", "labels: []"))
     engine.wait()
     engine.cycle()
     engine.wait()
