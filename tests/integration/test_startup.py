@@ -29,7 +29,7 @@ def test_run_refuses_to_start_without_the_agent_cli_and_touches_no_ticket(journe
     code, output = invoke("run", "--once", "-c", str(journey.config))
     assert code == 2, output
     assert "tracker-bridge cannot start" in output
-    assert "the Claude Code CLI ('no-claude') is not on PATH" in output
+    assert "[agent] claude_path = 'no-claude': the Claude Code CLI is not on PATH" in output
     assert "Fix: npm install -g @anthropic-ai/claude-code" in output
     assert journey.snapshot() == before  # no ticket was taken, failed or commented
     assert journey.status() == []
