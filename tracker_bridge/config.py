@@ -41,6 +41,9 @@ class BridgeConfig(_Section):
     poll_interval: float = Field(default=30, gt=0, description="seconds between polls")
     max_concurrent_runs: int = Field(default=2, ge=1, description="agent runs at the same time")
     log_format: Literal["console", "json"] = "console"
+    lease_seconds: float = Field(default=30, ge=2, description="one daemon per state store: its lease, renewed")
+    shutdown_grace: float = Field(default=60, ge=0, description="seconds SIGTERM waits for runs before interrupting")
+    keep_workspaces: float = Field(default=7, ge=0, description="days a failed ticket's workspace is kept")
 
 
 class WebConfig(_Section):
