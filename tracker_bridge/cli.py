@@ -350,7 +350,7 @@ def _request(config: Path | None, kind: str, ref: str | None, what: str) -> None
             if live and holder is not None
             else "no daemon holds this state store now: the next `tracker-bridge run` will act"
         )
-        out.print(f"{what}; {when}.", highlight=False)
+        out.print(f"{what}; {when}.", highlight=False, soft_wrap=True)
     finally:
         store.close()
 
