@@ -108,6 +108,7 @@ def run(
             err.print("[bold red]tracker-bridge cannot start:[/]")
             _print_problems(problems)
             raise typer.Exit(2)
+        _clean_workspaces(settings, store)
         try:
             if once:
                 from tracker_bridge.control import Controls
@@ -139,6 +140,16 @@ def run(
         store.close()
     if not clean:
         exit_now(0)  # the interrupted runs' threads are not waited for; their agents die with this process
+
+
+def _clean_workspaces(settings: Settings, store: Store) -> None:
+    """At start: remove the workspaces of settled tickets, of failed ones past keep_workspaces, and orphans."""
+    from tracker_bridge.workspaces import cleanup
+
+    try:
+        cleanup(settings, store, at_start=True)
+    except Exception as exc:  # never a reason not to start; the daemon tries again later
+        err.print(f"workspace cleanup failed: {exc}", highlight=False)
 
 
 @app.command()

@@ -4,7 +4,9 @@ Two daemons on one store would each think the other's runs were interrupted by a
 same workspace and fight over the cards. So `run` (and `run --once`) takes the lease first, and every change to it
 is a compare-and-set in one statement (an INSERT that the primary key makes unique, or an UPDATE whose WHERE names
 the expected holder or an expired lease), which SQLite and PostgreSQL both carry out atomically across processes
-and machines. A holder that dies stops renewing; its lease is taken over once it has expired.
+and machines. A holder that dies stops renewing; its lease is taken over once it has expired - or at once when it
+ran on this machine, in this PID namespace, and its process is gone (a daemon restarted after a crash by systemd
+should not wait out the lease).
 
 Expiry is compared with the clock of the machine asking, so the machines sharing a PostgreSQL store need their
 clocks in sync to within a small part of `[bridge] lease_seconds` (NTP does that).
@@ -19,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import structlog
 from sqlalchemy import Integer, String, delete, insert, select, update
@@ -28,6 +31,27 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tracker_bridge.store import Base, Store, utcnow
 
 log = structlog.get_logger(__name__)
+
+
+def machine_id() -> str:
+    """This boot of this machine and this PID namespace (two containers share a boot id, not a namespace)."""
+    parts = []
+    try:
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip())
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        return ""  # not Linux: never end a lease early
+    return ":".join(parts)
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
 
 DAEMON = "daemon"
 
@@ -39,6 +63,8 @@ class LeaseRow(Base):
     holder: Mapped[str] = mapped_column(String(64))  # a new id per process: a restarted daemon is a new holder
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
+    # boot id + PID namespace: where `pid` means something. Only there may a dead pid end the lease early.
+    machine: Mapped[str] = mapped_column(String(128), default="")
     acquired_at: Mapped[datetime]
     expires_at: Mapped[datetime]  # naive UTC, as every time in the store
 
@@ -68,6 +94,7 @@ class Lease:
         self.seconds = seconds
         self.name = name
         self.me = Holder(uuid.uuid4().hex, socket.gethostname(), os.getpid(), utcnow())
+        self.machine = machine_id()
 
     def _expiry(self) -> datetime:
         return utcnow() + timedelta(seconds=self.seconds)
@@ -82,7 +109,13 @@ class Lease:
     def try_acquire(self) -> Holder | None:
         """Take the lease if it is free, expired or already ours. None when taken; else the live holder."""
         now = utcnow()
-        values = {"holder": self.me.holder, "host": self.me.host, "pid": self.me.pid, "expires_at": self._expiry()}
+        values = {
+            "holder": self.me.holder,
+            "host": self.me.host,
+            "pid": self.me.pid,
+            "machine": self.machine,
+            "expires_at": self._expiry(),
+        }
         with self.store.lock:
             try:
                 with self.store.engine.begin() as conn:
@@ -97,10 +130,32 @@ class Lease:
                     .where((LeaseRow.expires_at < now) | (LeaseRow.holder == self.me.holder))
                     .values(acquired_at=now, **values)
                 ).rowcount
+            if taken != 1:
+                taken = self._take_from_dead_holder(now, values)
         if taken == 1:
             return None
         current = self.holder()
         return current if current is not None else self.try_acquire()  # released in between: try again
+
+    def _take_from_dead_holder(self, now: datetime, values: dict[str, object]) -> int:
+        """Take a live lease whose holder's process is gone from this machine; 1 when taken."""
+        if not self.machine:
+            return 0
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                select(LeaseRow.holder, LeaseRow.pid, LeaseRow.machine).where(LeaseRow.name == self.name)
+            ).first()
+        if row is None or row.machine != self.machine or not _process_gone(row.pid):
+            return 0
+        with self.store.engine.begin() as conn:
+            taken = conn.execute(
+                update(LeaseRow)
+                .where(LeaseRow.name == self.name, LeaseRow.holder == row.holder)  # still that dead holder
+                .values(acquired_at=now, **values)
+            ).rowcount
+        if taken == 1:
+            log.warning("lease.taken_from_dead_holder", pid=row.pid, hint="the previous daemon on this machine died")
+        return int(taken)
 
     def acquire(self, *, standby: bool = False, stop: threading.Event | None = None) -> None:
         """Take the lease; raise LeaseHeld when a live daemon holds it, or with `standby` wait until it is free."""

@@ -33,6 +33,7 @@ from tracker_bridge.protocols import Trigger
 log = structlog.get_logger(__name__)
 
 JOB_ID = "poll"
+CLEANUP_EVERY = 600.0  # seconds between workspace cleanups (settled tickets, failed ones past keep_workspaces)
 
 # What a restart is needed for: the store, the folders, the worker pool and the web server are made at start.
 RESTART_KEYS = (("bridge", "state"), ("bridge", "state_dir"), ("bridge", "max_concurrent_runs"), ("web", None))
@@ -65,6 +66,15 @@ class Daemon:
             coalesce=True,
             next_run_time=datetime.now(UTC),
         )
+        self.scheduler.add_job(self._cleanup, "interval", id="cleanup", seconds=CLEANUP_EVERY, max_instances=1)
+
+    def _cleanup(self) -> None:
+        from tracker_bridge.workspaces import cleanup
+
+        try:
+            cleanup(self.engine.settings, self.engine.store)
+        except Exception:  # a folder that cannot be removed now is tried again next time
+            log.exception("workspace.cleanup_failed")
 
     def _cycle(self) -> None:
         if self._stopping.is_set():

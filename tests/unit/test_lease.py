@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -52,6 +55,32 @@ def test_release_hands_over_at_once_and_standby_waits_for_it(tmp_path: Path) -> 
     assert time.monotonic() - started < 1
     holder = second.holder()
     assert holder is not None and holder.holder == second.me.holder
+    store.close()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_dead_holder_on_this_machine_is_taken_over_at_once_elsewhere_only_after_expiry(tmp_path: Path) -> None:
+    store = Store(_url(tmp_path))
+    crashed = Lease(store, 60)
+    crashed.me = dataclasses.replace(crashed.me, pid=_dead_pid())  # a daemon that was SIGKILLed
+    crashed.acquire()
+    assert Lease(store, 60).try_acquire() is None  # systemd's restart does not wait out the lease
+    store.close()
+
+    store = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    remote = Lease(store, 0.5)
+    remote.me = dataclasses.replace(remote.me, pid=_dead_pid())
+    remote.machine = "another-machine"  # its pid means nothing here: only the expiry tells
+    remote.acquire()
+    standby = Lease(store, 0.5)
+    assert standby.try_acquire() is not None
+    time.sleep(0.6)
+    assert standby.try_acquire() is None
     store.close()
 
 
