@@ -7,20 +7,33 @@ import multiprocessing
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.postgres import postgres_server
 from tracker_bridge.lease import Lease, LeaseHeld
 from tracker_bridge.store import Store
 
 
-def _url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'state.db'}"
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Callable[[], str]]:
+    with postgres_server() as new_database:
+        yield new_database
 
 
-def test_a_second_holder_is_refused_naming_host_pid_and_expiry(tmp_path: Path) -> None:
-    store = Store(_url(tmp_path))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh state store on each backend the lease must be safe on."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    new_database: Callable[[], str] = request.getfixturevalue("postgres")
+    return new_database()
+
+
+def test_a_second_holder_is_refused_naming_host_pid_and_expiry(url: str) -> None:
+    store = Store(url)
     first, second = Lease(store, 30), Lease(store, 30)
     first.acquire()
     with pytest.raises(LeaseHeld) as info:
@@ -31,8 +44,8 @@ def test_a_second_holder_is_refused_naming_host_pid_and_expiry(tmp_path: Path) -
     store.close()
 
 
-def test_an_expired_lease_is_taken_over_and_the_old_holder_learns_it_lost(tmp_path: Path) -> None:
-    store = Store(_url(tmp_path))
+def test_an_expired_lease_is_taken_over_and_the_old_holder_learns_it_lost(url: str) -> None:
+    store = Store(url)
     first, second = Lease(store, 0.3), Lease(store, 0.3)
     first.acquire()
     assert second.try_acquire() is not None
@@ -45,8 +58,8 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_learns_it_lost(tmp_pa
     store.close()
 
 
-def test_release_hands_over_at_once_and_standby_waits_for_it(tmp_path: Path) -> None:
-    store = Store(_url(tmp_path))
+def test_release_hands_over_at_once_and_standby_waits_for_it(url: str) -> None:
+    store = Store(url)
     first, second = Lease(store, 60), Lease(store, 60)
     first.acquire()
     first.release()
@@ -64,20 +77,18 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_a_dead_holder_on_this_machine_is_taken_over_at_once_elsewhere_only_after_expiry(tmp_path: Path) -> None:
-    store = Store(_url(tmp_path))
+def test_a_dead_holder_on_this_machine_is_taken_over_at_once_elsewhere_only_after_expiry(url: str) -> None:
+    store = Store(url)
     crashed = Lease(store, 60)
     crashed.me = dataclasses.replace(crashed.me, pid=_dead_pid())  # a daemon that was SIGKILLed
     crashed.acquire()
     assert Lease(store, 60).try_acquire() is None  # systemd's restart does not wait out the lease
-    store.close()
 
-    store = Store(f"sqlite:///{tmp_path / 'other.db'}")
-    remote = Lease(store, 0.5)
+    remote = Lease(store, 0.5, name="other")
     remote.me = dataclasses.replace(remote.me, pid=_dead_pid())
     remote.machine = "another-machine"  # its pid means nothing here: only the expiry tells
     remote.acquire()
-    standby = Lease(store, 0.5)
+    standby = Lease(store, 0.5, name="other")
     assert standby.try_acquire() is not None
     time.sleep(0.6)
     assert standby.try_acquire() is None
@@ -94,15 +105,15 @@ def _race(url: str, start_at: float, results: multiprocessing.Queue[bool]) -> No
 
 
 @pytest.mark.parametrize("before", ["free", "expired"])
-def test_processes_racing_for_the_lease_exactly_one_wins(tmp_path: Path, before: str) -> None:
-    store = Store(_url(tmp_path))  # the schema exists before the race
+def test_processes_racing_for_the_lease_exactly_one_wins(url: str, before: str) -> None:
+    store = Store(url)  # the schema exists before the race
     if before == "expired":
         Lease(store, 0.01).acquire()  # a holder that died
     store.close()
     ctx = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[bool] = ctx.Queue()
     start_at = time.time() + 3
-    procs = [ctx.Process(target=_race, args=(_url(tmp_path), start_at, results)) for _ in range(4)]
+    procs = [ctx.Process(target=_race, args=(url, start_at, results)) for _ in range(4)]
     for p in procs:
         p.start()
     wins = [results.get(timeout=60) for _ in procs]
