@@ -221,11 +221,26 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
                 r["reason"],
             )
         out.print(table)
+        _print_daemon_state(settings, store)
         for c in store.cursors():
             if c.last_error:
                 err.print(f"[red]last poll of {c.tracker} failed[/] at {c.error_at:%Y-%m-%d %H:%M}Z: {c.last_error}")
     finally:
         store.close()
+
+
+def _print_daemon_state(settings: Settings, store: Store) -> None:
+    """Which daemon holds the state store, and whether dispatch is paused."""
+    from tracker_bridge.control import Controls
+    from tracker_bridge.lease import Lease
+
+    holder = Lease(store, settings.bridge.lease_seconds).holder()
+    if holder is not None and holder.expires_at > utcnow():
+        out.print(f"daemon: {holder.describe()}", highlight=False, soft_wrap=True)
+    else:
+        out.print("daemon: none running on this state store", highlight=False)
+    if Controls(store).paused():
+        out.print("dispatch is paused: no new run starts until `tracker-bridge resume`", highlight=False)
 
 
 @app.command()

@@ -58,6 +58,9 @@ def test_pause_names_the_live_daemon_and_holds_dispatch_until_resume(journey: Jo
     assert paused.returncode == 0, paused.stderr
     assert f"the daemon on {socket.gethostname()} (pid {os.getpid()}) will act" in paused.stdout
     assert Controls(store).paused()
+    shown = cli(journey, "status").stdout
+    assert f"daemon: tracker-bridge on {socket.gethostname()} (pid {os.getpid()})" in shown
+    assert "dispatch is paused" in shown
     lease.release()
 
     journey.run_once()  # polls, scores and queues, but starts no run
