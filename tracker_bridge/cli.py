@@ -5,8 +5,11 @@ Exit status: 0 ok, 2 bad configuration or usage (with a message naming the key a
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
+import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +24,7 @@ from rich.table import Table
 from tracker_bridge import __version__, checks, logs
 from tracker_bridge.config import ConfigError, Settings, load_settings, state_problem
 from tracker_bridge.protocols import Problem, TrackerError
-from tracker_bridge.store import Store
+from tracker_bridge.store import Store, utcnow
 from tracker_bridge.views import ticket_summaries
 
 app = typer.Typer(
@@ -86,42 +89,84 @@ def _print_problems(problems: list[Problem]) -> None:
 def run(
     config: ConfigOption = None,
     once: Annotated[bool, typer.Option("--once", help="one poll-and-act cycle; exit when its runs finish")] = False,
+    standby: Annotated[
+        bool, typer.Option("--standby", help="when another daemon holds the state store, wait and take over")
+    ] = False,
 ) -> None:
     """Run the daemon: poll the trackers, score, run the agent, follow the pull requests."""
     from tracker_bridge.engine import build_engine
+    from tracker_bridge.lease import Lease, LeaseHeld, LeaseKeeper
+    from tracker_bridge.scheduler import exit_now
 
     settings = _settings(config)
     logs.configure(settings.bridge.log_format, level=settings.bridge.log_level)
     store = _open_store(settings)
-    engine = build_engine(settings, store)
-    # Every check of `doctor` that would otherwise fail the tickets it takes, before the daemon touches one.
-    found = checks.start_up(settings, engine)
-    if found.problems:
-        engine.shutdown()
-        store.close()
-        err.print("[bold red]tracker-bridge cannot start:[/]")
-        _print_problems(found.problems)
-        raise typer.Exit(2)
-    for notice in found.notices:
-        log.warning("start.notice", message=notice)
+    # One daemon per state store, taken before the engine looks at the store (it resumes runs it finds `running`).
+    lease = Lease(store, settings.bridge.lease_seconds)
     try:
-        if once:
-            engine.cycle()
-            engine.wait()
-        else:
-            from tracker_bridge.scheduler import Daemon
-
-            daemon = Daemon(engine, settings.bridge.poll_interval)
-            if settings.web.enabled:
-                from tracker_bridge.web import create_app, serve_in_thread
-
-                app_ = create_app(settings, store, wake=daemon.wake)
-                serve_in_thread(app_, settings.web.host, settings.web.port)
-                log.info("dashboard", url=f"http://{settings.web.listen}/")
-            daemon.run()
-    finally:
-        engine.shutdown()
+        lease.acquire(standby=standby)
+    except LeaseHeld as exc:
         store.close()
+        err.print(f"[bold red]tracker-bridge cannot start:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        store.close()
+        raise typer.Exit(130) from None
+    keeper = LeaseKeeper(lease, on_lost=lambda: exit_now(1)).start()
+    clean = True
+    try:
+        engine = build_engine(settings, store)
+        # Every check of `doctor` that would otherwise fail the tickets it takes, before the daemon touches one.
+        found = checks.start_up(settings, engine)
+        if found.problems:
+            engine.shutdown()
+            err.print("[bold red]tracker-bridge cannot start:[/]")
+            _print_problems(found.problems)
+            raise typer.Exit(2)
+        for notice in found.notices:
+            log.warning("start.notice", message=notice)
+        _clean_workspaces(settings, store)
+        try:
+            if once:
+                from tracker_bridge.control import Controls
+
+                engine.dispatch_stopped = Controls(store).paused()  # `tracker-bridge pause` holds for --once too
+                engine.cycle()
+                engine.wait()
+            else:
+                from tracker_bridge.scheduler import Daemon
+
+                daemon = Daemon(
+                    engine,
+                    settings.bridge.poll_interval,
+                    shutdown_grace=settings.bridge.shutdown_grace,
+                    reload=lambda: load_settings(config),
+                )
+                if settings.web.enabled:
+                    from tracker_bridge.web import create_app, serve_in_thread
+
+                    app_ = create_app(settings, store, wake=daemon.wake)
+                    serve_in_thread(app_, settings.web.host, settings.web.port)
+                    log.info("dashboard", url=f"http://{settings.web.listen}/")
+                clean = daemon.run()
+        finally:
+            engine.shutdown()
+    finally:
+        keeper.stop()
+        lease.release()
+        store.close()
+    if not clean:
+        exit_now(0)  # the interrupted runs' threads are not waited for; their agents die with this process
+
+
+def _clean_workspaces(settings: Settings, store: Store) -> None:
+    """At start: remove the workspaces of settled tickets, of failed ones past keep_workspaces, and orphans."""
+    from tracker_bridge.workspaces import cleanup
+
+    try:
+        cleanup(settings, store, at_start=True)
+    except Exception as exc:  # never a reason not to start; the daemon tries again later
+        err.print(f"workspace cleanup failed: {exc}", highlight=False)
 
 
 @app.command()
@@ -193,11 +238,26 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
                 r["reason"],
             )
         out.print(table)
+        _print_daemon_state(settings, store)
         for c in store.cursors():
             if c.last_error:
                 err.print(f"[red]last poll of {c.tracker} failed[/] at {c.error_at:%Y-%m-%d %H:%M}Z: {c.last_error}")
     finally:
         store.close()
+
+
+def _print_daemon_state(settings: Settings, store: Store) -> None:
+    """Which daemon holds the state store, and whether dispatch is paused."""
+    from tracker_bridge.control import Controls
+    from tracker_bridge.lease import Lease
+
+    holder = Lease(store, settings.bridge.lease_seconds).holder()
+    if holder is not None and holder.expires_at > utcnow():
+        out.print(f"daemon: {holder.describe()}", highlight=False, soft_wrap=True)
+    else:
+        out.print("daemon: none running on this state store", highlight=False)
+    if Controls(store).paused():
+        out.print("dispatch is paused: no new run starts until `tracker-bridge resume`", highlight=False)
 
 
 @app.command()
@@ -301,6 +361,63 @@ def trace(
                 out.print(json.dumps(event), markup=False, highlight=False)
     finally:
         store.close()
+
+
+# --- operator control: requests a running daemon carries out (see tracker_bridge.control) ----------------------------
+
+RefArgument = Annotated[str, typer.Argument(help="ticket reference, as `status` shows it")]
+
+
+def _request(config: Path | None, kind: str, ref: str | None, what: str) -> None:
+    from tracker_bridge.control import Controls
+    from tracker_bridge.lease import Lease
+
+    settings = _settings(config, check_secrets=False)
+    store = Store(settings.state_url)
+    try:
+        if ref is not None and store.find_ticket(ref) is None:
+            known = ", ".join(r.ref for r in store.tickets()[-10:]) or "none yet"
+            err.print(f"no ticket {ref} in the state store ({settings.state_url}); known: {known}", highlight=False)
+            raise typer.Exit(2)
+        try:
+            who = getpass.getuser()
+        except (KeyError, OSError):  # no user name for this uid (some containers)
+            who = str(os.getuid())
+        Controls(store).request(kind, ref, by=f"cli:{who}@{socket.gethostname()}")
+        holder = Lease(store, settings.bridge.lease_seconds).holder()
+        live = holder is not None and holder.expires_at > utcnow()
+        when = (
+            f"the daemon on {holder.host} (pid {holder.pid}) will act at its next cycle"
+            if live and holder is not None
+            else "no daemon holds this state store now: the next `tracker-bridge run` will act"
+        )
+        out.print(f"{what}; {when}.", highlight=False, soft_wrap=True)
+    finally:
+        store.close()
+
+
+@app.command()
+def stop(ref: RefArgument, config: ConfigOption = None) -> None:
+    """Stop the agent's run on a ticket (or take it off the queue); the card goes to Needs Human."""
+    _request(config, "stop", ref, f"stop requested for {ref}: its run is stopped, or it leaves the queue")
+
+
+@app.command()
+def retry(ref: RefArgument, config: ConfigOption = None) -> None:
+    """Queue a failed, declined or cancelled ticket again, without touching the tracker."""
+    _request(config, "retry", ref, f"retry requested for {ref}: it is queued again for a new run")
+
+
+@app.command()
+def pause(config: ConfigOption = None) -> None:
+    """Start no new agent run; polling, reconciliation and pull-request following go on."""
+    _request(config, "pause", None, "pause requested: no new run starts until `tracker-bridge resume`")
+
+
+@app.command()
+def resume(config: ConfigOption = None) -> None:
+    """Start agent runs again after `pause`."""
+    _request(config, "resume", None, "resume requested: queued tickets start again")
 
 
 @app.command()

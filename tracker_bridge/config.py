@@ -51,6 +51,9 @@ class BridgeConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="least severe log line written"
     )
+    lease_seconds: float = Field(default=30, ge=2, description="one daemon per state store: its lease, renewed")
+    shutdown_grace: float = Field(default=60, ge=0, description="seconds SIGTERM waits for runs before interrupting")
+    keep_workspaces: float = Field(default=7, ge=0, description="days a failed ticket's workspace is kept")
 
 
 class WebConfig(_Section):
@@ -563,12 +566,30 @@ def cross_check(settings: Settings, *, check_secrets: bool = True) -> list[str]:
                 )
         elif check_secrets:
             problems.extend(_secret_problems(key, r.token_env, required=True))
+    problems.extend(_prompt_template_problems(settings))
     if check_secrets and settings.agent.backend == "anthropic" and not os.environ.get(settings.agent.api_key_env):
         problems.append(
             f"[agent] api_key_env = {settings.agent.api_key_env!r}: that environment variable is not set. "
             f"Fix: export {settings.agent.api_key_env}=<your Anthropic API key>"
         )
     return problems
+
+
+def _prompt_template_problems(settings: Settings) -> list[str]:
+    """The prompt template must exist and name only placeholders the prompt builder fills."""
+    from tracker_bridge.agents.prompt import template_problem  # late: agents imports this module
+
+    value = settings.agent.prompt_template
+    if not value:
+        return []
+    key = f"[agent] prompt_template = {value!r}"
+    try:
+        text = settings.path(value).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        return [f"{key}: cannot read {settings.path(value)} ({reason}). Fix: point it at a readable Markdown file"]
+    problem = template_problem(text, key)
+    return [problem] if problem else []
 
 
 def _secret_problems(key: str, token_env: str | None, *, required: bool) -> list[str]:

@@ -268,6 +268,8 @@ class Engine:
     # --- runs ------------------------------------------------------------------------------------------------------
 
     def _dispatch(self, report: CycleReport, healthy: set[str]) -> None:
+        if getattr(self, "dispatch_stopped", False):  # set by stop_dispatch (shutdown under way)
+            return
         # Tickets left `running` by a crashed daemon come first: their run is resumed before new work starts.
         rows = self.store.tickets(stages=(Stage.RUNNING,)) + self.store.tickets(stages=(Stage.QUEUED,))
         for row in rows:
@@ -611,6 +613,23 @@ class Engine:
                 except TrackerError as exc:
                     log.error("comment.failed", ref=row.ref, error=str(exc))
         return row
+
+    # --- shutdown hooks (issue 13): the daemon's signal handling calls these ---------------------------------------
+
+    def stop_dispatch(self) -> None:
+        """Start no new run from now on; the runs under way go on."""
+        self.dispatch_stopped = True
+
+    def in_flight(self) -> list[str]:
+        """References of the tickets whose runs are under way."""
+        with self._active_lock:
+            ids = [k for k, f in self.active.items() if not f.done()]
+        return [self._row(i).ref for i in ids]
+
+    def interrupt_runs(self) -> int:
+        """Give up on the runs still going: recorded interrupted, so the next start resumes them as after a crash."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        return self.store.interrupt_running()
 
 
 def build_engine(settings: Settings, store: Store, **kwargs: object) -> Engine:

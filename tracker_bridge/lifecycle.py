@@ -25,9 +25,9 @@ class PollAction(StrEnum):
 
 def trigger_via(ticket: Ticket, trigger: Trigger) -> str | None:
     """How the ticket is triggered now: by its label, by its column, or not at all."""
-    if trigger.label in ticket.labels:
+    if trigger.has_label(ticket.labels):
         return "label"
-    if ticket.column is not None and ticket.column == trigger.column:
+    if trigger.in_column(ticket.column):
         return "column"
     return None
 
@@ -36,8 +36,8 @@ def still_triggered(ticket: Ticket, trigger: Trigger, via: str | None) -> bool:
     """Is the trigger that started this ticket still there? A queued card sits in the trigger column because the
     daemon put it there, so a label-triggered ticket is cancelled by removing the label, not by its column."""
     if via == "column":
-        return ticket.column == trigger.column
-    return trigger.label in ticket.labels
+        return trigger.in_column(ticket.column)
+    return trigger.has_label(ticket.labels)
 
 
 def on_poll(
@@ -63,7 +63,7 @@ def on_poll(
         return PollAction.EVALUATE
     if stage in (Stage.DECLINED, Stage.FAILED, Stage.CANCELLED):
         # A person dragged the card back into the trigger column: that is a request to try again.
-        moved_back = ticket.column == trigger.column and column_applied != trigger.column
+        moved_back = trigger.in_column(ticket.column) and not trigger.in_column(column_applied)
         if moved_back or (stage is Stage.CANCELLED and now_via == "label" and content_changed):
             return PollAction.EVALUATE
     return PollAction.NOTHING

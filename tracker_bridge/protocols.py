@@ -10,7 +10,7 @@ change nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -55,13 +55,27 @@ class PollResult:
     rejected: list[RejectedTicket] = field(default_factory=list)
 
 
+def same_name(a: str | None, b: str | None) -> bool:
+    """Do two label or column names mean the same thing? Case and surrounding spaces never matter: people type
+    `Agent-Ready` for `agent-ready`, and every tracker's own search treats them as one."""
+    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
+
+
 @dataclass(frozen=True)
 class Trigger:
+    """The label and the column that hand a ticket to the agent, compared as `same_name` does everywhere."""
+
     label: str
     column: str
 
+    def has_label(self, labels: Iterable[str]) -> bool:
+        return any(same_name(self.label, label) for label in labels)
+
+    def in_column(self, column: str | None) -> bool:
+        return same_name(self.column, column)
+
     def matches(self, ticket: Ticket) -> bool:
-        return self.label in ticket.labels or (ticket.column is not None and ticket.column == self.column)
+        return self.has_label(ticket.labels) or self.in_column(ticket.column)
 
 
 class TrackerError(Exception):

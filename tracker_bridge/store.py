@@ -374,3 +374,6 @@ class Store:
 
 def pr_fields(pr: PullRequest) -> dict[str, Any]:
     return {"pr_id": pr.id, "pr_url": pr.url, "pr_state": pr.state.value}
+# Modules whose tables live in this store; imported here so that Store's create_all makes them.
+from tracker_bridge import control as _control  # noqa: E402, F401
+from tracker_bridge import lease as _lease  # noqa: E402, F401

@@ -210,7 +210,9 @@ class GitHubProjectsTracker:
         wanted = dict(columns)
         wanted.setdefault("trigger", self.trigger.column)
         for stage, column in wanted.items():
-            if column not in project.options:
+            if column not in project.options and not (
+                stage == "trigger" and any(self.trigger.in_column(option) for option in project.options)
+            ):
                 problems.append(
                     Problem(
                         f"[stages] {stage}" if stage != "trigger" else "[trigger] column",
@@ -231,8 +233,9 @@ class GitHubProjectsTracker:
     def _filters(self) -> list[str]:
         field = self.status_field.lower().replace(" ", "-")
         return [
-            f"is:issue is:open {field}:{_filter_value(self.trigger.column)}",
-            f"is:issue is:open label:{_filter_value(self.trigger.label)}",
+            # GitHub's filters ignore case; the spaces around a configured name are not part of it.
+            f"is:issue is:open {field}:{_filter_value(self.trigger.column.strip())}",
+            f"is:issue is:open label:{_filter_value(self.trigger.label.strip())}",
         ]
 
     def _items(self, q: str) -> tuple[list[dict[str, Any]], bool]:
@@ -429,9 +432,9 @@ class GitHubProjectsTracker:
         self._repo_call(ref, "DELETE", f"/issues/{r.number}/labels/{quote(label, safe='')}", allow=(404,))
 
     def trigger_actor(self, ticket: Ticket) -> str | None:
-        if self.trigger.label in ticket.labels:
+        if self.trigger.has_label(ticket.labels):
             actor = self._label_actor(ticket.ref)
-        elif ticket.column == self.trigger.column:
+        elif self.trigger.in_column(ticket.column):
             actor = self._view(ticket.ref).status_setter
         else:
             actor = None
@@ -451,7 +454,8 @@ class GitHubProjectsTracker:
         except GitHubAPIError as exc:
             raise TrackerError(f"GitHub issue {ref}: reading issue events failed: {exc}") from exc
         for event in reversed(events):
-            if event.get("event") == "labeled" and (event.get("label") or {}).get("name") == self.trigger.label:
+            name = str((event.get("label") or {}).get("name") or "")
+            if event.get("event") == "labeled" and self.trigger.has_label([name]):
                 return str((event.get("actor") or {}).get("login") or "") or None
         return None
 

@@ -334,12 +334,12 @@ class GitLabTracker:
 
     def trigger_actor(self, ticket: Ticket) -> str | None:
         wanted: set[str] = set()
-        if self.trigger.label in ticket.labels:
-            wanted.add(self.trigger.label)
-        if ticket.column == self.trigger.column:
-            label = self.board().label_for(self.trigger.column)
+        # Names compared as the trigger compares them: case and surrounding spaces do not matter.
+        wanted.update(label.strip().casefold() for label in ticket.labels if self.trigger.has_label([label]))
+        if self.trigger.in_column(ticket.column) and ticket.column is not None:
+            label = self.board().label_for(ticket.column)
             if label and label != CLOSED:
-                wanted.add(label)
+                wanted.add(label.strip().casefold())
         if not wanted:
             return None
         path, iid = parse_ref(ticket.ref)
@@ -347,7 +347,11 @@ class GitLabTracker:
         issue = project.issues.get(iid, lazy=True)
         with translated(TrackerError, f"reading the label events of {ticket.ref}", self.gl.url):
             events = issue.resourcelabelevents.list(get_all=True)
-        adds = [e for e in events if e.action == "add" and (e.label or {}).get("name") in wanted and e.user]
+        adds = [
+            e
+            for e in events
+            if e.action == "add" and str((e.label or {}).get("name") or "").strip().casefold() in wanted and e.user
+        ]
         if not adds:
             return None
         latest = max(adds, key=lambda e: (_time(e.created_at), e.id))

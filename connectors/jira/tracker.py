@@ -21,7 +21,7 @@ from jira.exceptions import JIRAError
 
 from tracker_bridge.config import Settings, TrackerConfig
 from tracker_bridge.models import PullRequest, Ticket
-from tracker_bridge.protocols import PollResult, Problem, TrackerError
+from tracker_bridge.protocols import PollResult, Problem, TrackerError, same_name
 from tracker_bridge_connectors.jira.adf import adf_to_text, markdown_to_adf
 from tracker_bridge_connectors.jira.columns import Columns
 from tracker_bridge_connectors.jira.cursor import Cursor, build_jql, jql_string, parse_jira_time, prune
@@ -29,6 +29,17 @@ from tracker_bridge_connectors.jira.errors import to_tracker_error
 from tracker_bridge_connectors.jira.options import JiraOptions
 from tracker_bridge_connectors.jira.session import RetryingSession, make_client
 from tracker_bridge_connectors.jira.wiki import markdown_to_wiki
+
+
+def label_spellings(label: str) -> list[str]:
+    """`label` as people write it: as configured, lower, upper, Title-Case and Capitalized (spaces trimmed)."""
+    core = label.strip()
+    return list(dict.fromkeys([core, core.lower(), core.upper(), core.title(), core.capitalize()]))
+
+
+def same_name_in(name: str, names: set[str]) -> bool:
+    return any(same_name(name, n) for n in names)
+
 
 log = structlog.get_logger(__name__)
 
@@ -135,7 +146,8 @@ class JiraTracker:
     # --- polling ---------------------------------------------------------------------------------------------------
 
     def _trigger_clause(self) -> str:
-        clause = f"labels = {jql_string(self.trigger_label)}"
+        # The trigger ignores case (protocols.same_name); JQL's label match may not, so ask for the usual spellings.
+        clause = f"labels in ({', '.join(jql_string(v) for v in label_spellings(self.trigger_label))})"
         if self._trigger_status_missing or not self.trigger_column:
             return clause
         if self.options.board is not None:
@@ -143,7 +155,7 @@ class JiraTracker:
             if not ids:
                 return clause
             return f"{clause} OR status in ({', '.join(ids)})"
-        return f"{clause} OR status = {jql_string(self.trigger_column)}"
+        return f"{clause} OR status = {jql_string(self.trigger_column.strip())}"
 
     def poll(self, cursor: str | None) -> PollResult:
         state = Cursor.decode(cursor)
@@ -480,11 +492,11 @@ class JiraTracker:
                 if field == "labels":
                     before = set((item.get("fromString") or "").split())
                     after = set((item.get("toString") or "").split())
-                    if self.trigger_label in after and self.trigger_label not in before:
+                    if same_name_in(self.trigger_label, after) and not same_name_in(self.trigger_label, before):
                         return dict(history.get("author") or {})
                 elif field == "status" and (
                     str(item.get("to")) in trigger_ids
-                    or (not board and str(item.get("toString") or "").casefold() == self.trigger_column.casefold())
+                    or (not board and same_name(str(item.get("toString") or ""), self.trigger_column))
                 ):
                     return dict(history.get("author") or {})
         return None

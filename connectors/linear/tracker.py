@@ -44,7 +44,7 @@ class TeamInfo:
         if name in self.states:
             return self.states[name]
         folded = {k.lower(): v for k, v in self.states.items()}
-        return folded.get(name.lower())
+        return folded.get(name.strip().lower())
 
 
 class LinearTracker:
@@ -171,8 +171,8 @@ class LinearTracker:
         flt: dict[str, Any] = {
             "team": {"key": {"eq": self.team_key}},
             "or": [
-                {"labels": {"some": {"name": {"eqIgnoreCase": self.trigger.label}}}},
-                {"state": {"name": {"eqIgnoreCase": self.trigger.column}}},
+                {"labels": {"some": {"name": {"eqIgnoreCase": self.trigger.label.strip()}}}},
+                {"state": {"name": {"eqIgnoreCase": self.trigger.column.strip()}}},
             ],
         }
         if cursor is None:
@@ -292,15 +292,14 @@ class LinearTracker:
     def trigger_actor(self, ticket: Ticket) -> str | None:
         best: tuple[str, dict[str, Any]] | None = None
         after: str | None = None
-        label = self.trigger.label.lower()
-        column = self.trigger.column.lower()
         for _ in range(MAX_HISTORY_PAGES):
             data = self.client.execute(docs.ISSUE_HISTORY, {"id": ticket.ref, "after": after})
             history = data["issue"]["history"]
             for entry in history["nodes"]:
-                added = {str(lb["name"]).lower() for lb in entry.get("addedLabels") or ()}
-                to_state = ((entry.get("toState") or {}).get("name") or "").lower()
-                if (label in added or to_state == column) and (best is None or entry["createdAt"] > best[0]):
+                added = [str(lb["name"]) for lb in entry.get("addedLabels") or ()]
+                to_state = (entry.get("toState") or {}).get("name")
+                hit = self.trigger.has_label(added) or self.trigger.in_column(to_state)
+                if hit and (best is None or entry["createdAt"] > best[0]):
                     best = (entry["createdAt"], entry)
             if not history["pageInfo"]["hasNextPage"]:
                 break

@@ -107,3 +107,13 @@ def test_doctor_says_claude_code_needs_the_api_key(journey: Journey, monkeypatch
     code, output = invoke("doctor", "-c", str(journey.config))
     assert code == 2
     assert "[agent] api_key_env = 'ANTHROPIC_API_KEY'" in output and "export ANTHROPIC_API_KEY=" in output
+
+
+def test_doctor_and_run_name_a_misspelt_prompt_placeholder(journey: Journey) -> None:
+    (journey.root / "prompt.md").write_text("Work on $ref: $titel\n")
+    text = journey.config.read_text()
+    journey.config.write_text(text.replace("[agent]\n", '[agent]\nprompt_template = "prompt.md"\n'))
+    for command in ("doctor", "run"):
+        code, output = invoke(command, "-c", str(journey.config))
+        assert code == 2, output
+        assert "unknown placeholder $titel" in output and "$title" in output

@@ -179,3 +179,13 @@ def test_doctor_names_the_missing_column_and_the_fix(tmp_path: Path, world: Worl
     assert result.exit_code != 0
     assert "'Needs Human' is not an option of the 'Status' field of project acme/1" in text
     assert "repository shop (github): ok" in text
+
+
+def test_a_label_spelt_with_other_capitals_is_taken(tmp_path: Path, world: World) -> None:
+    gh = world.gh
+    daemon = Daemon(world, write_config(tmp_path, world, board_tracker(world)))
+    issue = gh.create_issue(world.repo, CALC_TITLE, CALC_TICKET, by="alice")
+    gh.add_to_project(world.project, issue, status="Todo")
+    gh.add_label(issue, "Agent-Ready", by="alice")  # [trigger] label = "agent-ready"
+    daemon.cycle()
+    assert gh.column(issue) == "In Review"

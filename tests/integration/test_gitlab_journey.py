@@ -185,3 +185,11 @@ def test_a_trigger_from_someone_not_allowed_is_ignored_and_said_so(daemon: Daemo
     assert list_of(ignored) == "Agent" and not world.project.mrs.get(2)
     [note] = status_notes(world, ignored)
     assert "gary-guest" in note and "allowed_actors" in note
+
+
+def test_a_label_spelt_with_other_capitals_and_spaces_is_taken(daemon: Daemon) -> None:
+    world = daemon.world
+    issue = world.issue(CALC_TITLE, CALC_TICKET)
+    world.sim.label(world.project, issue.iid, " Agent-Ready ", by=world.alice)  # [trigger] label = "agent-ready"
+    daemon.cycle()
+    assert list_of(issue) == "workflow::In Review"

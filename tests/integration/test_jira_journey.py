@@ -119,3 +119,13 @@ def test_the_whole_journey_on_jira(tmp_path: Path, sim: JiraSim) -> None:
     assert "done" in one_status_comment(sim, good).lower()
     assert len(sim.issues[good].remote_links) == 1
     assert sim.status_name(vague) == "Needs Refinement" and sim.status_name(sneaky) == "Backlog"
+
+
+def test_a_label_spelt_with_other_capitals_is_taken(tmp_path: Path, sim: JiraSim) -> None:
+    _, config = write_config(tmp_path, sim)
+    alice = sim.add_user("alice", "alice@acme.test", "Alice Lead")
+    title, description = demo_ticket_parts(GOOD_TICKET)
+    key = sim.create_issue("PAY", title, description, status="Backlog").key
+    sim.add_label(key, "Agent-Ready", by=alice)  # [trigger] label = "agent-ready"
+    run_once(config)
+    assert status_history(sim, key)[-1] == "In Review"

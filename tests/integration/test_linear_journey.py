@@ -152,3 +152,16 @@ def test_an_idle_daemon_cycle_is_one_request(tmp_path: Path, ws: Workspace) -> N
     finally:
         engine.shutdown()
         store.close()
+
+
+def test_a_label_spelt_with_other_capitals_is_taken(tmp_path: Path, ws: Workspace) -> None:
+    _, config = write_config(tmp_path, ws.sim)
+    title, description = demo_ticket_parts(GOOD_TICKET)
+    issue = ws.issue(title, description, state="Backlog")
+    try:
+        ws.sim.label_named("agent-ready").name = "Agent-Ready"  # the team spells it so; [trigger] label = "agent-ready"
+    except KeyError:
+        ws.sim.add_label_def("Agent-Ready")
+    ws.sim.label(issue, "Agent-Ready", ws.alice)
+    run_once(config)
+    assert issue.state.name == "In Review"

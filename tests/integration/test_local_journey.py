@@ -160,3 +160,11 @@ def test_a_push_refused_every_time_fails_the_ticket_after_three_tries(journey: J
     assert journey.column("DEMO-1") == "Needs Human"
     assert "could not be pushed or proposed" in (journey.ticket("DEMO-1").comment or "")
     assert journey.comment_count("DEMO-1") == 1
+
+
+def test_a_label_spelt_with_other_capitals_and_spaces_is_taken(tmp_path: Path) -> None:
+    ticket = GOOD_TICKET.replace("labels: [agent-ready]", 'labels: [" Agent-Ready "]')
+    assert '" Agent-Ready "' in ticket
+    journey = make_journey(tmp_path, tickets={"DEMO-1": ticket})
+    journey.run_once()
+    assert journey.column("DEMO-1") == "In Review"

@@ -104,3 +104,14 @@ def test_stage_columns() -> None:
     assert lifecycle.column_for(Stage.DECLINED, stages) == "Needs Refinement"
     assert lifecycle.column_for(Stage.SEEN, stages) is None
     assert lifecycle.column_for(Stage.CANCELLED, stages) is None
+
+
+def test_trigger_ignores_case_and_surrounding_spaces_for_label_and_column() -> None:
+    assert lifecycle.trigger_via(ticket(labels=(" Agent-Ready ",)), TRIGGER) == "label"
+    assert lifecycle.trigger_via(ticket(labels=(), column="  agent"), TRIGGER) == "column"
+    assert lifecycle.trigger_via(ticket(labels=("agent-ready-later",), column="Agents"), TRIGGER) is None
+    spaced = Trigger(label=" AGENT-READY ", column=" AGENT ")
+    assert spaced.matches(ticket(labels=("agent-ready",))) and spaced.matches(ticket(labels=(), column="Agent"))
+    # A queued label-triggered ticket stays queued while the label is there in any spelling.
+    assert lifecycle.still_triggered(ticket(labels=("AGENT-READY",)), TRIGGER, "label")
+    assert not lifecycle.still_triggered(ticket(labels=()), TRIGGER, "label")

@@ -25,6 +25,10 @@ MAX_COMMENT = 4000
 MAX_COMMENTS = 30
 MAX_FEEDBACK = 6000
 
+# Every placeholder build_prompt fills. A template naming anything else is a configuration error (a misspelt
+# `$titel` would otherwise reach the agent as literal text and nobody would notice).
+PLACEHOLDERS = ("ref", "url", "branch", "title", "description", "comments", "feedback", "instructions", "test_command")
+
 # Where injected instructions hide: HTML comments (also an unclosed one, which hides the rest of the text),
 # Markdown "comment" link definitions ([//]: # (hidden)), and characters that render as nothing.
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
@@ -53,6 +57,33 @@ def sanitize(text: str, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[:limit].rstrip() + f"\n[… {len(text) - limit} more characters cut]"
     return text
+
+
+def unknown_placeholders(template: str) -> list[str]:
+    """The `$name` / `${name}` placeholders of `template` that build_prompt does not fill, in order of appearance.
+
+    `$$` is a literal dollar sign and a `$` not followed by a name is left as it is, exactly as string.Template
+    treats them, so this finds what safe_substitute would silently leave in the prompt.
+    """
+    unknown: list[str] = []
+    for match in string.Template.pattern.finditer(template):
+        name = match.group("named") or match.group("braced")
+        if name and name not in PLACEHOLDERS and name not in unknown:
+            unknown.append(name)
+    return unknown
+
+
+def template_problem(template: str, where: str) -> str | None:
+    """One configuration-error line for a template with unknown placeholders (None when all are known)."""
+    unknown = unknown_placeholders(template)
+    if not unknown:
+        return None
+    names = ", ".join(f"${n}" for n in unknown)
+    known = ", ".join(f"${n}" for n in PLACEHOLDERS)
+    return (
+        f"{where}: unknown placeholder{'s' if len(unknown) > 1 else ''} {names}. "
+        f"Fix: use one of {known} (write $$ for a literal dollar sign)"
+    )
 
 
 def default_template() -> str:

@@ -58,11 +58,11 @@ def item_matches(q: str, item: Any, project: Any) -> bool:
                 (v == "issue") or (v == "open" and issue.state == "open") or (v == "closed" and issue.state == "closed")
                 for v in values
             )
-        elif key == "label":
-            ok = any(v in issue.labels for v in values)
+        elif key == "label":  # GitHub's filters ignore case
+            ok = any(v.casefold() in {name.casefold() for name in issue.labels} for v in values)
         else:
             field = next((f for f in project.fields if f.name.lower().replace(" ", "-") == key), None)
-            ok = field is not None and (item.status_name or "") in values
+            ok = field is not None and (item.status_name or "").casefold() in {v.casefold() for v in values}
         if bool(neg) == ok:
             return False
     return True
