@@ -149,14 +149,19 @@ def test_library_lines_and_tracebacks_are_json_too(capsys: pytest.CaptureFixture
     assert "ZeroDivisionError" in crash["exception"]
 
 
-def test_a_quiet_cycle_logs_at_debug_and_an_eventful_one_at_info(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_quiet_cycle_logs_at_debug_and_an_eventful_one_at_info(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     from tracker_bridge import logs
     from tracker_bridge.engine import CycleReport
     from tracker_bridge.scheduler import Daemon
+    from tracker_bridge.store import Store
 
     class Engine:
         def __init__(self) -> None:
             self.trackers: dict[str, object] = {}
+            self.store = Store(f"sqlite:///{tmp_path / 'state.db'}")  # the daemon reads pause requests from it
+            self.dispatch_stopped = False
             self.reports = [CycleReport(polled={"demo": 0}), CycleReport(polled={"demo": 1}, started_runs=["DEMO-1"])]
 
         def cycle(self) -> CycleReport:
