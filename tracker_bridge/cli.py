@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shlex
 import shutil
 import sys
@@ -19,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tracker_bridge import logs
+from tracker_bridge import logs, secrets
 from tracker_bridge.config import ConfigError, Settings, load_settings
 from tracker_bridge.protocols import Problem, TrackerError
 from tracker_bridge.store import Store
@@ -230,7 +229,7 @@ def doctor(config: ConfigOption = None) -> None:
                     "npm install -g @anthropic-ai/claude-code, or set [agent] claude_path",
                 )
             )
-        if not os.environ.get(settings.agent.api_key_env):
+        if not secrets.get(settings.agent.api_key_env):
             # Each run gets a throwaway HOME, so a `claude login` on the machine is not used.
             problems.append(
                 Problem(

@@ -7,13 +7,14 @@ with a message a person can act on. Paths are relative to the configuration file
 from __future__ import annotations
 
 import difflib
-import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tracker_bridge import secrets
 
 DEFAULT_CONFIG_NAME = "tracker-bridge.toml"
 ENV_PREFIX = "TRACKER_BRIDGE__"
@@ -48,6 +49,9 @@ class WebConfig(_Section):
     listen: str = Field(default="127.0.0.1:8787", description="host:port to listen on")
     webhook_secret_env: str = Field(
         default="TRACKER_BRIDGE_WEBHOOK_SECRET", description="environment variable holding the webhook secret"
+    )
+    webhook_max_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest webhook body accepted (413 beyond it, read no further)"
     )
 
     @field_validator("listen")
@@ -130,6 +134,12 @@ class AgentConfig(_Section):
     base_url: str | None = Field(default=None, description="Anthropic API base URL; none: the SDK's default")
     prompt_template: str | None = Field(default=None, description="path of a prompt template; none: built-in")
     sandbox: Literal["auto", "bubblewrap", "none"] = "auto"
+    allow_unsandboxed: bool = Field(
+        default=False, description="let sandbox = 'none' run the agent as the daemon's user, unconfined"
+    )
+    pass_env: list[str] = Field(
+        default_factory=list, description="environment variables handed to the agent (e.g. OPENAI_API_KEY)"
+    )
     forbidden_paths: list[str] = Field(default_factory=lambda: [".github/workflows/**", ".gitlab-ci.yml"])
     max_diff_lines: int = Field(default=2000, ge=1)
     prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
@@ -138,6 +148,16 @@ class AgentConfig(_Section):
     def _command_backend_needs_command(self) -> AgentConfig:
         if self.backend == "command" and not (self.command or "").strip():
             raise ValueError("backend = 'command' needs `command = \"...\"` in [agent]")
+        return self
+
+    @model_validator(mode="after")
+    def _unsandboxed_only_on_purpose(self) -> AgentConfig:
+        if self.sandbox == "none" and not self.allow_unsandboxed:
+            raise ValueError(
+                'sandbox = "none" runs the agent unconfined: it can read the state folder, the configuration and '
+                'the daemon\'s files. Fix: use sandbox = "auto" or "bubblewrap", or, to accept that, set '
+                "allow_unsandboxed = true in [agent]"
+            )
         return self
 
 
@@ -152,7 +172,7 @@ class TrackerConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict, description="connector-specific settings")
 
     def token(self) -> str | None:
-        return os.environ.get(self.token_env) if self.token_env else None
+        return secrets.get(self.token_env)
 
 
 class RepoConfig(_Section):
@@ -166,7 +186,7 @@ class RepoConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
     def token(self) -> str | None:
-        return os.environ.get(self.token_env) if self.token_env else None
+        return secrets.get(self.token_env)
 
 
 class Settings(BaseSettings):
@@ -185,6 +205,8 @@ class Settings(BaseSettings):
 
     # Where the file was; paths in it are relative to this folder. Not a key of the file.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    # The configuration file itself (hidden from the agent's sandbox). Not a key of the file.
+    config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod
     def settings_customise_sources(
@@ -298,7 +320,7 @@ def _describe(err: Any, data: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         model = _model_for(loc[:-1])
         known = sorted(model.model_fields) if model else []
-        known = [k for k in known if k != "base_dir"]
+        known = [k for k in known if k not in ("base_dir", "config_file")]
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(known)}"
         return f"{key}: unknown key. Fix: remove it or correct the spelling; {hint}"
@@ -324,12 +346,16 @@ def load_settings(path: Path | str | None = None, *, check_secrets: bool = True)
         raise ConfigError([f"{file}: not valid TOML ({exc}). Fix: correct the syntax at that line"]) from exc
     except OSError as exc:
         raise ConfigError([f"{file}: cannot be read ({exc.strerror}). Fix: check the path and permissions"]) from exc
-    return settings_from_dict(data, base_dir=file.resolve().parent, check_secrets=check_secrets)
+    return settings_from_dict(
+        data, base_dir=file.resolve().parent, check_secrets=check_secrets, config_file=file.resolve()
+    )
 
 
-def settings_from_dict(data: dict[str, Any], *, base_dir: Path, check_secrets: bool = True) -> Settings:
+def settings_from_dict(
+    data: dict[str, Any], *, base_dir: Path, check_secrets: bool = True, config_file: Path | None = None
+) -> Settings:
     try:
-        settings = Settings(**data, base_dir=base_dir)
+        settings = Settings(**data, base_dir=base_dir, config_file=config_file)
     except ValidationError as exc:
         raise ConfigError([_describe(e, data) for e in exc.errors()]) from exc
     problems = cross_check(settings, check_secrets=check_secrets)
@@ -372,7 +398,14 @@ def cross_check(settings: Settings, *, check_secrets: bool = True) -> list[str]:
                 )
         elif check_secrets:
             problems.extend(_secret_problems(key, r.token_env, required=True))
-    if check_secrets and settings.agent.backend == "anthropic" and not os.environ.get(settings.agent.api_key_env):
+    tokens = {t.token_env for t in settings.trackers} | {r.token_env for r in settings.repos}
+    for name in settings.agent.pass_env:
+        if name in tokens:
+            problems.append(
+                f"[agent] pass_env = {settings.agent.pass_env!r}: {name} is a tracker or code-host token_env; the "
+                f"agent must never hold the daemon's tokens. Fix: remove {name!r} from pass_env"
+            )
+    if check_secrets and settings.agent.backend == "anthropic" and not secrets.get(settings.agent.api_key_env):
         problems.append(
             f"[agent] api_key_env = {settings.agent.api_key_env!r}: that environment variable is not set. "
             f"Fix: export {settings.agent.api_key_env}=<your Anthropic API key>"
@@ -387,7 +420,7 @@ def _secret_problems(key: str, token_env: str | None, *, required: bool) -> list
             if required
             else []
         )
-    if not os.environ.get(token_env):
+    if not secrets.get(token_env):
         return [
             f"{key}.token_env = {token_env!r}: the environment variable {token_env} is not set. "
             f"Fix: export {token_env}=<token> before starting tracker-bridge"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tracker_bridge import secrets
 from tracker_bridge.agents.trace import read_trace
 from tracker_bridge.config import Settings
 from tracker_bridge.models import Stage
@@ -169,7 +169,7 @@ def create_app(settings: Settings, store: Store, wake: Callable[[], None] | None
         tracker = request.path_params["tracker"]
         if tracker not in {t.name for t in settings.trackers}:
             return PlainTextResponse(f"no tracker named {tracker}", status_code=404)
-        secret = os.environ.get(settings.web.webhook_secret_env)
+        secret = secrets.get(settings.web.webhook_secret_env)
         if not secret:
             return PlainTextResponse(
                 f"webhooks are off: set {settings.web.webhook_secret_env} to the webhook's secret", status_code=503

@@ -7,7 +7,6 @@ call only, so the client below supplies the configured default to every call.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 import gitlab
 import requests
 from gitlab.exceptions import GitlabAuthenticationError, GitlabError
+
+from tracker_bridge import secrets
 
 DEFAULT_MAX_RETRIES = 6
 DEFAULT_TIMEOUT = 30.0
@@ -48,7 +49,7 @@ def read_token(token_env: str | None, error: type[Exception], who: str) -> str:
         raise error(
             f"{who}: token_env is not set. Fix: set token_env to the name of the variable holding a GitLab token"
         )
-    token = os.environ.get(token_env, "")
+    token = secrets.get(token_env) or ""
     if not token:
         raise error(
             f"{who}: the environment variable {token_env} is empty or not set. "

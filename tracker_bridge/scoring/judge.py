@@ -8,9 +8,9 @@ asked for) it returns a note instead of a factor, and the score stands on the of
 from __future__ import annotations
 
 import json
-import os
 import re
 
+from tracker_bridge import secrets
 from tracker_bridge.config import ScoringConfig
 from tracker_bridge.models import Factor, Ticket
 from tracker_bridge.scoring.factors import Assessment
@@ -61,7 +61,7 @@ def judge(ticket: Ticket, config: ScoringConfig) -> Assessment | str:
     # Imported here: the SDK takes seconds to import, and text-only scoring (the default) never needs it.
     import anthropic
 
-    key = os.environ.get(config.api_key_env)
+    key = secrets.get(config.api_key_env)
     if not key:
         return f"LLM judge skipped: the environment variable {config.api_key_env} is not set; offline factors only."
     try:
