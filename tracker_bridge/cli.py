@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,6 +66,33 @@ def _preflight(engine: Any) -> list[Problem]:
     return problems
 
 
+# A service that rate-limits or fails at start-up is not a configuration mistake: the start-up checks are tried
+# again after these pauses, and if they still fail that way the daemon says so and exits 1, not 2.
+STARTUP_RETRY_DELAYS_S = (5.0, 15.0, 45.0)
+_TRANSIENT = re.compile(
+    r"\b(429|500|502|503|504)\b|rate.?limit|too many requests|timed? ?out|temporar|service unavailable|"
+    r"bad gateway|internal server error|try again",
+    re.IGNORECASE,
+)
+
+
+def is_transient(problem: Problem) -> bool:
+    """Whether a start-up problem is a service's passing trouble (rate limit, 5xx, time-out) rather than a fix."""
+    return bool(_TRANSIENT.search(problem.message))
+
+
+def _startup_checks(engine: Any) -> list[Problem]:
+    """The start-up checks, tried again with backoff while every problem they find is transient."""
+    problems = _preflight(engine)
+    for delay in STARTUP_RETRY_DELAYS_S:
+        if not problems or not all(is_transient(p) for p in problems):
+            break
+        err.print(f"a service is failing for now; checking again in {delay:g} s", highlight=False)
+        time.sleep(delay)
+        problems = _preflight(engine)
+    return problems
+
+
 def _print_problems(problems: list[Problem]) -> None:
     for p in problems:
         err.print(f"  - {p}", highlight=False, markup=False)
@@ -75,16 +104,38 @@ def run(
     once: Annotated[bool, typer.Option("--once", help="one poll-and-act cycle; exit when its runs finish")] = False,
 ) -> None:
     """Run the daemon: poll the trackers, score, run the agent, follow the pull requests."""
-    from tracker_bridge.engine import build_engine
+    from tracker_bridge.agents.command import secret_env_names
 
     settings = _settings(config)
     logs.configure(settings.bridge.log_format)
+    # Read once, then out of the daemon's environment block: an unsandboxed agent cannot find them in
+    # /proc/<daemon pid>/environ, and no child process inherits them.
+    secrets.seal(secret_env_names(settings))
+    try:
+        _run(settings, once)
+    finally:
+        secrets.unseal()
+
+
+def _run(settings: Settings, once: bool) -> None:
+    from tracker_bridge.engine import build_engine
+
     store = Store(settings.state_url)
     engine = build_engine(settings, store)
-    problems = _preflight(engine)
+    problems = _startup_checks(engine)
+    if problems and all(is_transient(p) for p in problems):
+        err.print(
+            "[bold red]tracker-bridge cannot start yet:[/] a service keeps answering with a temporary error (rate "
+            "limit, server error or time-out). This is not a configuration problem: start it again later (a "
+            "service manager restarting it on exit status 1 does that)."
+        )
+        _print_problems(problems)
+        store.close()
+        raise typer.Exit(1)
     if problems:
         err.print("[bold red]tracker-bridge cannot start:[/]")
         _print_problems(problems)
+        store.close()
         raise typer.Exit(2)
     try:
         if once:
@@ -239,10 +290,26 @@ def doctor(config: ConfigOption = None) -> None:
                 )
             )
     try:
-        from tracker_bridge.agents.sandbox import sandbox_status
+        from tracker_bridge.agents.sandbox import sandbox_status, unsandboxed_reach
 
         ok, message = sandbox_status(settings)
         out.print(f"sandbox: {'[green]' if ok else '[yellow]'}{message}[/]", highlight=False)
+        if not ok and settings.agent.allow_unsandboxed:
+            out.print("the agent runs unsandboxed ([agent] allow_unsandboxed = true); it can reach:", highlight=False)
+            for line in unsandboxed_reach(settings):
+                out.print(f"  - {line}", highlight=False, markup=False)
+        elif not ok:
+            problems.append(
+                Problem(
+                    "[agent] sandbox",
+                    f"{message}; agent runs would stop with an error rather than run unconfined",
+                    "install bubblewrap where it can create namespaces, or set [agent] allow_unsandboxed = true to "
+                    "accept an agent that can read the state folder, the configuration and the network",
+                )
+            )
+        if settings.agent.pass_env:
+            shown = ", ".join(f"{n} ({'set' if secrets.get(n) else 'not set'})" for n in settings.agent.pass_env)
+            out.print(f"agent environment: pass_env hands the agent {shown}", highlight=False, markup=False)
     except ImportError:
         pass
     try:

@@ -43,6 +43,7 @@ def _scrub_original_block(names: set[str]) -> None:
 def seal(names: Iterable[str]) -> list[str]:
     """Move the secrets `names` from the environment into the daemon's memory; returns the names moved."""
     wanted = {n for n in names if n and os.environ.get(n)}
+    _vault.clear()
     for name in wanted:
         _vault[name] = os.environ[name]
     _scrub_original_block(wanted)
@@ -53,3 +54,10 @@ def seal(names: Iterable[str]) -> list[str]:
 
 def sealed() -> list[str]:
     return sorted(_vault)
+
+
+def unseal() -> None:
+    """Put the secrets back into `os.environ` (when `run` returns inside a longer-lived process, e.g. a test)."""
+    for name, value in _vault.items():
+        os.environ[name] = value
+    _vault.clear()

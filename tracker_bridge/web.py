@@ -174,8 +174,15 @@ def create_app(settings: Settings, store: Store, wake: Callable[[], None] | None
             return PlainTextResponse(
                 f"webhooks are off: set {settings.web.webhook_secret_env} to the webhook's secret", status_code=503
             )
-        body = await request.body()
+        limit = settings.web.webhook_max_bytes
+        body = await read_limited(request, limit)
+        if body is None:
+            return PlainTextResponse(
+                f"the body is larger than {limit} bytes ([web] webhook_max_bytes); nothing of it was used",
+                status_code=413,
+            )
         headers = {k.lower(): v for k, v in request.headers.items()}
+        # The signature is checked on the raw bytes before anything reads them as JSON.
         if not verify_webhook(secret, body, headers):
             return PlainTextResponse("signature does not match", status_code=401)
         if wake is not None:
@@ -194,6 +201,22 @@ def create_app(settings: Settings, store: Store, wake: Callable[[], None] | None
             Route("/webhooks/{tracker}", webhook, methods=["POST"]),
         ]
     )
+
+
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed `limit` bytes: a declared Content-Length is
+    refused before reading, a streamed body when its running total passes the limit (never held whole)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def serve_in_thread(app: Starlette, host: str, port: int) -> None:
