@@ -10,12 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.agent_fixtures import SECRET_ENV, Events, GitDirHost, make_repo, plan
 from tracker_bridge.agents import create_backend
 from tracker_bridge.agents.handover import agent_workspace
 from tracker_bridge.agents.pipeline import execute_run
 from tracker_bridge.agents.sandbox import Sandbox, SandboxError, sandbox_status
+from tracker_bridge.cli import app
 from tracker_bridge.config import ConfigError, Settings, load_settings
 from tracker_bridge.models import RunOutcome
 
@@ -139,3 +141,8 @@ def test_a_token_named_in_pass_env_is_a_configuration_error(tmp_path: Path) -> N
         load(write_config(tmp_path, 'command = "true"\npass_env = ["OPENAI_API_KEY", "FAKE_HOST_TOKEN"]'))
     [problem] = caught.value.problems
     assert "pass_env" in problem and "FAKE_HOST_TOKEN" in problem and "Fix: remove 'FAKE_HOST_TOKEN'" in problem
+    config = tmp_path / "tracker-bridge.toml"
+    for command in ("run", "doctor"):
+        result = CliRunner().invoke(app, [command, "--once", "-c", str(config)] if command == "run" else
+                                    [command, "-c", str(config)])  # fmt: skip
+        assert result.exit_code == 2 and "FAKE_HOST_TOKEN" in result.output, result.output
