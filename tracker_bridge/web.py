@@ -180,6 +180,7 @@ def create_app(settings: Settings, store: Store, wake: Callable[[], None] | None
             return PlainTextResponse(
                 f"the body is larger than {limit} bytes ([web] webhook_max_bytes); nothing of it was used",
                 status_code=413,
+                headers={"Connection": "close"},  # the rest of the body is not read: the connection ends here
             )
         headers = {k.lower(): v for k, v in request.headers.items()}
         # The signature is checked on the raw bytes before anything reads them as JSON.

@@ -113,7 +113,8 @@ def test_a_300_mb_unsigned_body_is_refused_at_1_mib_without_growing_the_server(
         status = conn.getresponse().status
     except (BrokenPipeError, ConnectionResetError):
         pass  # the server answered and closed while the client was still sending: refused, as it should be
-    assert status in (413, None)
+    # refused: either the 413 reached the client, or the server closed the connection long before the end
+    assert status == 413 or (status is None and sent < 300 * 1024 * 1024), (status, sent)
     grown_mib = (rss_kib(proc.pid) - before) / 1024
     assert grown_mib < 20, f"the server's RSS grew by {grown_mib:.1f} MiB"
     print(f"RSS before {before / 1024:.1f} MiB, grown by {grown_mib:.1f} MiB; client sent {sent >> 20} MiB")

@@ -119,6 +119,8 @@ class CommandBackend:
             trace.write("cap_reached", reason=reason, output=output)
             on_event(AgentEvent(kind="cap_reached", message=reason))
             return AgentResult(outcome=RunOutcome.CAP_REACHED, usage=RunUsage(turns=1), reason=reason)
+        # nothing the agent started may go on changing the workspace after it returned (its work is taken now)
+        process.kill_group(proc)
         reader.join(timeout=5)
         output = b"".join(chunks).decode(errors="replace")[-OUTPUT_TAIL:]
         trace.write("agent_exit", code=code, seconds=round(meter.elapsed, 3), output=output)
