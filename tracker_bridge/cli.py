@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tracker_bridge import logs, secrets
@@ -293,11 +294,12 @@ def doctor(config: ConfigOption = None) -> None:
         from tracker_bridge.agents.sandbox import sandbox_status, unsandboxed_reach
 
         ok, message = sandbox_status(settings)
-        out.print(f"sandbox: {'[green]' if ok else '[yellow]'}{message}[/]", highlight=False)
+        out.print(f"sandbox: {'[green]' if ok else '[yellow]'}{escape(message)}[/]", highlight=False, soft_wrap=True)
         if not ok and settings.agent.allow_unsandboxed:
-            out.print("the agent runs unsandboxed ([agent] allow_unsandboxed = true); it can reach:", highlight=False)
+            out.print("the agent runs unsandboxed ([agent] allow_unsandboxed = true); it can reach:", highlight=False,
+                      markup=False)  # fmt: skip
             for line in unsandboxed_reach(settings):
-                out.print(f"  - {line}", highlight=False, markup=False)
+                out.print(f"  - {line}", highlight=False, markup=False, soft_wrap=True)
         elif not ok:
             problems.append(
                 Problem(
@@ -309,7 +311,8 @@ def doctor(config: ConfigOption = None) -> None:
             )
         if settings.agent.pass_env:
             shown = ", ".join(f"{n} ({'set' if secrets.get(n) else 'not set'})" for n in settings.agent.pass_env)
-            out.print(f"agent environment: pass_env hands the agent {shown}", highlight=False, markup=False)
+            out.print(f"agent environment: pass_env hands the agent {shown}", highlight=False, markup=False,
+                      soft_wrap=True)  # fmt: skip
     except ImportError:
         pass
     try:

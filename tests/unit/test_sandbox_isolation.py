@@ -146,3 +146,19 @@ def test_a_token_named_in_pass_env_is_a_configuration_error(tmp_path: Path) -> N
         result = CliRunner().invoke(app, [command, "--once", "-c", str(config)] if command == "run" else
                                     [command, "-c", str(config)])  # fmt: skip
         assert result.exit_code == 2 and "FAKE_HOST_TOKEN" in result.output, result.output
+
+
+def test_doctor_spells_out_what_an_unsandboxed_agent_can_reach(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, 'command = "true"\nsandbox = "none"\nallow_unsandboxed = true\npass_env = ["OPENAI_API_KEY"]'
+    )
+    text = config.read_text().replace('token_env = "FAKE_TRACKER_TOKEN"\n', "").replace(
+        'token_env = "FAKE_HOST_TOKEN"\n', ""
+    )
+    config.write_text(text)
+    result = CliRunner().invoke(app, ["doctor", "-c", str(config)], env={"OPENAI_API_KEY": ""})
+    output = " ".join(result.output.split())
+    assert "the agent runs unsandboxed ([agent] allow_unsandboxed = true); it can reach:" in output, output
+    assert f"the state folder {tmp_path / 'state'}" in output
+    assert str(config) in output and "the network" in output
+    assert "pass_env hands the agent OPENAI_API_KEY (not set)" in output
