@@ -3,15 +3,15 @@
 The daemon runs git outside the sandbox, with its credentials at hand. A repository's `.git/config` and its
 attributes can make git run programs (hooks, `core.fsmonitor`, clean/smudge filters, diff/merge drivers, `include`
 of another config, a credential helper, `core.sshCommand`...). So the daemon only ever runs git on repositories the
-agent never saw (its own clones, see `agents/publish.py`), and every git call goes through `git_env()` and `git_argv()`:
+agent never saw (its own clones, see `agents/handover.py`), and every git call goes through `git_env()` and `git_argv()`:
 
-- an environment built from nothing (PATH, LANG, the bot's identity): no token of the daemon's reaches git unless
-  the caller adds it for that one call (as the GitHub and GitLab hosts do with `http.extraHeader`);
-- no system or user configuration (`GIT_CONFIG_NOSYSTEM`, `GIT_CONFIG_GLOBAL` = the daemon's own file below);
-- on the command line (which beats any repository config): hooks from an empty folder, no fsmonitor, no
-  attributes file, no credential helper, no pager. (Git drops command-line settings when it starts the receiving
-  side of a push to a repository on disk, so the local code host's own server-side hooks still run, as a real
-  server's would: that repository is the operator's, not the agent's.)
+- an environment built from nothing (PATH, HOME, LANG, the bot's identity): no token of the daemon's reaches git
+  unless the caller adds it for that one call (as the GitHub and GitLab hosts do with `http.extraHeader`);
+- no system or user configuration (`GIT_CONFIG_NOSYSTEM`, `GIT_CONFIG_GLOBAL=/dev/null`);
+- on the command line (which beats any repository config): hooks looked up in /dev/null (so there are none), no
+  fsmonitor, no attributes file, no credential helper, the transfer low-speed limit. (Git drops command-line
+  settings when it starts the receiving side of a push to a repository on disk, so the local code host's own
+  server-side hooks still run, as a real server's would: that repository is the operator's, not the agent's.)
 - a timeout on every call (the process group is killed, helpers included), and a stalled HTTP transfer aborts
   after `http.lowSpeedTime`; every git process dies with the daemon (a guard shell kills its group on SIGTERM,
   which the kernel sends when the daemon dies).
@@ -19,11 +19,9 @@ agent never saw (its own clones, see `agents/publish.py`), and every git call go
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -62,33 +60,14 @@ def timeout_s() -> float:
     return _timeout_s
 
 
-@functools.cache
-def _safe_dirs() -> tuple[Path, Path]:
-    """An empty hooks folder and the daemon's own git configuration (instead of the user's ~/.gitconfig)."""
-    root = Path(tempfile.mkdtemp(prefix="tracker-bridge-git-"))
-    hooks = root / "no-hooks"
-    hooks.mkdir()
-    config = root / "gitconfig"
-    config.write_text(
-        "[core]\n\tfsmonitor = false\n\tattributesFile = /dev/null\n"
-        "[credential]\n\thelper =\n"
-        f"[http]\n\tlowSpeedLimit = {LOW_SPEED_BYTES}\n\tlowSpeedTime = {LOW_SPEED_S}\n"
-        "[protocol \"ext\"]\n\tallow = never\n"
-        "[init]\n\tdefaultBranch = main\n",
-        encoding="utf-8",
-    )
-    return hooks, config
-
-
 def git_env() -> dict[str, str]:
-    """The whole environment of a daemon git command: nothing of the daemon's own environment but PATH and LANG."""
-    _, config = _safe_dirs()
-    env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ") if k in os.environ}
+    """The whole environment of a daemon git command: nothing of the daemon's own environment but PATH, HOME (for
+    ssh) and the locale; no system or user git configuration."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ") if k in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.update(
-        HOME=str(config.parent),
         GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL=str(config),
+        GIT_CONFIG_GLOBAL=os.devnull,
         GIT_AUTHOR_NAME=BOT_NAME,
         GIT_AUTHOR_EMAIL=BOT_EMAIL,
         GIT_COMMITTER_NAME=BOT_NAME,
@@ -103,16 +82,19 @@ def git_env() -> dict[str, str]:
 
 
 def git_argv(*args: str) -> list[str]:
-    """`git` with the settings no repository configuration may override (the command line wins over any file)."""
-    hooks, _ = _safe_dirs()
+    """`git` with the settings no repository configuration may override (the command line wins over any file).
+    Hooks are looked up in /dev/null, where none can ever be created."""
     return [
         "git",
-        "-c", f"core.hooksPath={hooks}",
+        "-c", f"core.hooksPath={os.devnull}",
         "-c", "core.fsmonitor=false",
-        "-c", "core.attributesFile=/dev/null",
+        "-c", f"core.attributesFile={os.devnull}",
         "-c", "credential.helper=",
         "-c", "core.sshCommand=ssh",
         "-c", "protocol.ext.allow=never",
+        "-c", "init.defaultBranch=main",
+        "-c", f"http.lowSpeedLimit={LOW_SPEED_BYTES}",
+        "-c", f"http.lowSpeedTime={LOW_SPEED_S}",
         *args,
     ]  # fmt: skip
 
