@@ -3,7 +3,8 @@
 The daemon runs git outside the sandbox, with its credentials at hand. A repository's `.git/config` and its
 attributes can make git run programs (hooks, `core.fsmonitor`, clean/smudge filters, diff/merge drivers, `include`
 of another config, a credential helper, `core.sshCommand`...). So the daemon only ever runs git on repositories the
-agent never saw (its own clones, see `agents/handover.py`), and every git call goes through `git_env()` and `git_argv()`:
+agent never saw (its own clones, see `agents/handover.py`), and every git call goes through `git_env()` and
+`git_argv()`:
 
 - an environment built from nothing (PATH, HOME, LANG, the bot's identity): no token of the daemon's reaches git
   unless the caller adds it for that one call (as the GitHub and GitLab hosts do with `http.extraHeader`);
