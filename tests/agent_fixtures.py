@@ -70,6 +70,8 @@ class GitDirHost:
 
 
 def settings(tmp_path: Path, **agent: Any) -> Settings:
+    if agent.get("sandbox") == "none":
+        agent.setdefault("allow_unsandboxed", True)  # the tests that ask for no sandbox mean it
     tickets = tmp_path / "tickets"
     tickets.mkdir(exist_ok=True)
     data = {

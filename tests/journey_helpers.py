@@ -155,6 +155,7 @@ state_dir = "{tmp / "state"}"
 backend = "command"
 command = "{sys.executable} {agent}"
 sandbox = "none"
+allow_unsandboxed = true
 
 {tracker_toml}
 

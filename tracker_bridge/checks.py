@@ -8,13 +8,15 @@ will skip, a sandbox that falls back to resource limits) are `Notice`s: shown by
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.markup import escape
+
+from tracker_bridge import secrets
 from tracker_bridge.config import Settings
 from tracker_bridge.protocols import Problem, RejectedTicket, TrackerError
 
@@ -92,7 +94,7 @@ def agent(settings: Settings) -> Findings:
     preflight = check_agent(settings)
     result.problems.extend(preflight.problems)
     result.notices.extend(f"warning: {w}" for w in preflight.warnings)
-    if settings.agent.backend == "claude-code" and not os.environ.get(settings.agent.api_key_env):
+    if settings.agent.backend == "claude-code" and not secrets.get(settings.agent.api_key_env):
         # Each run gets a throwaway HOME, so a `claude login` on the machine is not used.
         result.problems.append(
             Problem(
@@ -105,24 +107,31 @@ def agent(settings: Settings) -> Findings:
 
 
 def sandbox(settings: Settings) -> Findings:
-    """bubblewrap works, or the operator accepted running without it. `sandbox = "bubblewrap"` that cannot work is a
-    problem (every run would fail); "auto" without it is a notice (runs go on under resource limits only)."""
+    """bubblewrap works, or the operator accepted an unconfined agent (`[agent] allow_unsandboxed = true`, then the
+    lines say what it can reach); and which `pass_env` variables the agent is handed."""
     result = Findings()
     try:
-        from tracker_bridge.agents.sandbox import sandbox_status
+        from tracker_bridge.agents.sandbox import sandbox_status, unsandboxed_reach
     except ImportError:
         return result
     ok, message = sandbox_status(settings)
-    result.lines.append(f"sandbox: {'[green]' if ok else '[yellow]'}{message}[/]")
-    if not ok and settings.agent.sandbox == "bubblewrap":
-        result.problems.append(Problem('[agent] sandbox = "bubblewrap"', message.split(". Fix: ")[0], _fix(message)))
+    result.lines.append(f"sandbox: {'[green]' if ok else '[yellow]'}{escape(message)}[/]")
+    if not ok and settings.agent.allow_unsandboxed:
+        result.lines.append(escape("the agent runs unsandboxed ([agent] allow_unsandboxed = true); it can reach:"))
+        result.lines.extend(f"  - {escape(line)}" for line in unsandboxed_reach(settings))
     elif not ok:
-        result.notices.append(message)
+        result.problems.append(
+            Problem(
+                "[agent] sandbox",
+                f"{message}; agent runs would stop with an error rather than run unconfined",
+                "install bubblewrap where it can create namespaces, or set [agent] allow_unsandboxed = true to "
+                "accept an agent that can read the state folder, the configuration and the network",
+            )
+        )
+    if settings.agent.pass_env:
+        shown = ", ".join(f"{n} ({'set' if secrets.get(n) else 'not set'})" for n in settings.agent.pass_env)
+        result.lines.append(escape(f"agent environment: pass_env hands the agent {shown}"))
     return result
-
-
-def _fix(message: str) -> str:
-    return message.split(". Fix: ", 1)[1] if ". Fix: " in message else 'set [agent] sandbox = "auto"'
 
 
 def start_up(settings: Settings, engine: Any) -> Findings:

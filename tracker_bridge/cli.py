@@ -9,11 +9,13 @@ import getpass
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 import typer
@@ -21,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tracker_bridge import __version__, checks, logs
+from tracker_bridge import __version__, checks, logs, secrets
 from tracker_bridge.config import ConfigError, Settings, load_settings, state_problem
 from tracker_bridge.protocols import Problem, TrackerError
 from tracker_bridge.store import Store, utcnow
@@ -80,6 +82,34 @@ def _open_store(settings: Settings) -> Store:
         raise typer.Exit(2) from exc
 
 
+# A service that rate-limits or fails at start-up is not a configuration mistake: the start-up checks are tried
+# again after these pauses, and if they still fail that way the daemon says so and exits 1, not 2.
+STARTUP_RETRY_DELAYS_S = (5.0, 15.0, 45.0)
+_TRANSIENT = re.compile(
+    r"\b(429|500|502|503|504)\b|rate.?limit|too many requests|timed? ?out|temporar|service unavailable|"
+    r"bad gateway|internal server error|try again",
+    re.IGNORECASE,
+)
+
+
+def is_transient(problem: Problem) -> bool:
+    """Whether a start-up problem is a service's passing trouble (rate limit, 5xx, time-out) rather than a fix."""
+    return bool(_TRANSIENT.search(problem.message))
+
+
+def _startup_checks(settings: Settings, engine: Any) -> checks.Findings:
+    """The start-up checks (`doctor`'s that would fail tickets), tried again with backoff while every problem they
+    find is transient."""
+    found = checks.start_up(settings, engine)
+    for delay in STARTUP_RETRY_DELAYS_S:
+        if not found.problems or not all(is_transient(p) for p in found.problems):
+            break
+        err.print(f"a service is failing for now; checking again in {delay:g} s", highlight=False)
+        time.sleep(delay)
+        found = checks.start_up(settings, engine)
+    return found
+
+
 def _print_problems(problems: list[Problem]) -> None:
     for p in problems:
         err.print(f"  - {p}", highlight=False, markup=False)
@@ -94,12 +124,24 @@ def run(
     ] = False,
 ) -> None:
     """Run the daemon: poll the trackers, score, run the agent, follow the pull requests."""
+    from tracker_bridge.agents.command import secret_env_names
+
+    settings = _settings(config)
+    logs.configure(settings.bridge.log_format, level=settings.bridge.log_level)
+    # Read once, then out of the daemon's environment block: an unsandboxed agent cannot find them in
+    # /proc/<daemon pid>/environ, and no child process inherits them.
+    secrets.seal(secret_env_names(settings))
+    try:
+        _run(settings, config, once=once, standby=standby)
+    finally:
+        secrets.unseal()
+
+
+def _run(settings: Settings, config: Path | None, *, once: bool, standby: bool) -> None:
     from tracker_bridge.engine import build_engine
     from tracker_bridge.lease import Lease, LeaseHeld, LeaseKeeper
     from tracker_bridge.scheduler import exit_now
 
-    settings = _settings(config)
-    logs.configure(settings.bridge.log_format, level=settings.bridge.log_level)
     store = _open_store(settings)
     # One daemon per state store, taken before the engine looks at the store (it resumes runs it finds `running`).
     lease = Lease(store, settings.bridge.lease_seconds)
@@ -117,7 +159,16 @@ def run(
     try:
         engine = build_engine(settings, store)
         # Every check of `doctor` that would otherwise fail the tickets it takes, before the daemon touches one.
-        found = checks.start_up(settings, engine)
+        found = _startup_checks(settings, engine)
+        if found.problems and all(is_transient(p) for p in found.problems):
+            engine.shutdown()
+            err.print(
+                "[bold red]tracker-bridge cannot start yet:[/] a service keeps answering with a temporary error "
+                "(rate limit, server error or time-out). This is not a configuration problem: start it again later "
+                "(a service manager restarting it on exit status 1 does that)."
+            )
+            _print_problems(found.problems)
+            raise typer.Exit(1)
         if found.problems:
             engine.shutdown()
             err.print("[bold red]tracker-bridge cannot start:[/]")

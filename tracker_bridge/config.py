@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from tracker_bridge import claude_models
+from tracker_bridge import claude_models, secrets
 from tracker_bridge.protocols import Problem
 
 DEFAULT_CONFIG_NAME = "tracker-bridge.toml"
@@ -61,6 +61,9 @@ class WebConfig(_Section):
     listen: str = Field(default="127.0.0.1:8787", description="host:port to listen on")
     webhook_secret_env: str = Field(
         default="TRACKER_BRIDGE_WEBHOOK_SECRET", description="environment variable holding the webhook secret"
+    )
+    webhook_max_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest webhook body accepted (413 beyond it, read no further)"
     )
 
     @field_validator("listen")
@@ -151,6 +154,12 @@ class AgentConfig(_Section):
     base_url: str | None = Field(default=None, description="Anthropic API base URL; none: the SDK's default")
     prompt_template: str | None = Field(default=None, description="path of a prompt template; none: built-in")
     sandbox: Literal["auto", "bubblewrap", "none"] = "auto"
+    allow_unsandboxed: bool = Field(
+        default=False, description="let sandbox = 'none' run the agent as the daemon's user, unconfined"
+    )
+    pass_env: list[str] = Field(
+        default_factory=list, description="environment variables handed to the agent (e.g. OPENAI_API_KEY)"
+    )
     forbidden_paths: list[str] = Field(default_factory=lambda: [".github/workflows/**", ".gitlab-ci.yml"])
     max_diff_lines: int = Field(default=2000, ge=1)
     prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
@@ -161,6 +170,16 @@ class AgentConfig(_Section):
             raise ValueError(
                 "backend = 'command' needs `command = \"...\"` in [agent]. Fix: add the command that runs your "
                 "agent, or choose another backend"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _unsandboxed_only_on_purpose(self) -> AgentConfig:
+        if self.sandbox == "none" and not self.allow_unsandboxed:
+            raise ValueError(
+                'sandbox = "none" runs the agent unconfined: it can read the state folder, the configuration and '
+                'the daemon\'s files. Fix: use sandbox = "auto" or "bubblewrap", or, to accept that, set '
+                "allow_unsandboxed = true in [agent]"
             )
         return self
 
@@ -176,7 +195,7 @@ class TrackerConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict, description="connector-specific settings")
 
     def token(self) -> str | None:
-        return os.environ.get(self.token_env) if self.token_env else None
+        return secrets.get(self.token_env)
 
 
 class RepoConfig(_Section):
@@ -194,7 +213,7 @@ class RepoConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
     def token(self) -> str | None:
-        return os.environ.get(self.token_env) if self.token_env else None
+        return secrets.get(self.token_env)
 
 
 class Settings(BaseSettings):
@@ -213,6 +232,8 @@ class Settings(BaseSettings):
 
     # Where the file was; paths in it are relative to this folder. Not a key of the file.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    # The configuration file itself (hidden from the agent's sandbox). Not a key of the file.
+    config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod
     def settings_customise_sources(
@@ -341,7 +362,7 @@ def _describe(err: Any, data: dict[str, Any], env_keys: dict[tuple[Any, ...], st
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1])
         known = sorted(model.model_fields) if model else []
-        known = [k for k in known if k != "base_dir"]
+        known = [k for k in known if k not in ("base_dir", "config_file")]
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(known)}"
         return f"{key}{source}: unknown key. Fix: remove it or correct the spelling; {hint}"
@@ -378,7 +399,9 @@ def load_settings(path: Path | str | None = None, *, check_secrets: bool = True)
         raise ConfigError([f"{file}: not valid UTF-8 (byte {exc.start}). Fix: save it as UTF-8"]) from exc
     except OSError as exc:
         raise ConfigError([f"{file}: cannot be read ({exc.strerror}). Fix: check the path and permissions"]) from exc
-    return settings_from_dict(data, base_dir=file.resolve().parent, check_secrets=check_secrets)
+    return settings_from_dict(
+        data, base_dir=file.resolve().parent, check_secrets=check_secrets, config_file=file.resolve()
+    )
 
 
 def settings_from_dict(
@@ -387,13 +410,14 @@ def settings_from_dict(
     base_dir: Path,
     check_secrets: bool = True,
     environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
 ) -> Settings:
     """Validate `data` (a parsed file) with the environment's overrides applied (`environ`: os.environ)."""
     data, env_keys, env_problems = apply_env_overrides(data, os.environ if environ is None else environ)
     if env_problems:
         raise ConfigError(env_problems)
     try:
-        settings = Settings(**data, base_dir=base_dir)
+        settings = Settings(**data, base_dir=base_dir, config_file=config_file)
     except ValidationError as exc:
         raise ConfigError([_describe(e, data, env_keys) for e in exc.errors()]) from exc
     problems = cross_check(settings, check_secrets=check_secrets)
@@ -567,7 +591,14 @@ def cross_check(settings: Settings, *, check_secrets: bool = True) -> list[str]:
         elif check_secrets:
             problems.extend(_secret_problems(key, r.token_env, required=True))
     problems.extend(_prompt_template_problems(settings))
-    if check_secrets and settings.agent.backend == "anthropic" and not os.environ.get(settings.agent.api_key_env):
+    tokens = {t.token_env for t in settings.trackers} | {r.token_env for r in settings.repos}
+    for name in settings.agent.pass_env:
+        if name in tokens:
+            problems.append(
+                f"[agent] pass_env = {settings.agent.pass_env!r}: {name} is a tracker or code-host token_env; the "
+                f"agent must never hold the daemon's tokens. Fix: remove {name!r} from pass_env"
+            )
+    if check_secrets and settings.agent.backend == "anthropic" and not secrets.get(settings.agent.api_key_env):
         problems.append(
             f"[agent] api_key_env = {settings.agent.api_key_env!r}: that environment variable is not set. "
             f"Fix: export {settings.agent.api_key_env}=<your Anthropic API key>"
@@ -599,7 +630,7 @@ def _secret_problems(key: str, token_env: str | None, *, required: bool) -> list
             if required
             else []
         )
-    if not os.environ.get(token_env):
+    if not secrets.get(token_env):
         return [
             f"{key}.token_env = {token_env!r}: the environment variable {token_env} is not set. "
             f"Fix: export {token_env}=<token> before starting tracker-bridge"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tracker_bridge import secrets
 from tracker_bridge.agents.trace import read_trace
 from tracker_bridge.config import Settings
 from tracker_bridge.models import Stage
@@ -171,13 +171,21 @@ def create_app(settings: Settings, store: Store, wake: Callable[[], None] | None
         tracker = request.path_params["tracker"]
         if tracker not in {t.name for t in settings.trackers}:
             return PlainTextResponse(f"no tracker named {tracker}", status_code=404)
-        secret = os.environ.get(settings.web.webhook_secret_env)
+        secret = secrets.get(settings.web.webhook_secret_env)
         if not secret:
             return PlainTextResponse(
                 f"webhooks are off: set {settings.web.webhook_secret_env} to the webhook's secret", status_code=503
             )
-        body = await request.body()
+        limit = settings.web.webhook_max_bytes
+        body = await read_limited(request, limit)
+        if body is None:
+            return PlainTextResponse(
+                f"the body is larger than {limit} bytes ([web] webhook_max_bytes); nothing of it was used",
+                status_code=413,
+                headers={"Connection": "close"},  # the rest of the body is not read: the connection ends here
+            )
         headers = {k.lower(): v for k, v in request.headers.items()}
+        # The signature is checked on the raw bytes before anything reads them as JSON.
         if not verify_webhook(secret, body, headers):
             return PlainTextResponse("signature does not match", status_code=401)
         if wake is not None:
@@ -196,6 +204,22 @@ def create_app(settings: Settings, store: Store, wake: Callable[[], None] | None
             Route("/webhooks/{tracker}", webhook, methods=["POST"]),
         ]
     )
+
+
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed `limit` bytes: a declared Content-Length is
+    refused before reading, a streamed body when its running total passes the limit (never held whole)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def serve_in_thread(app: Starlette, host: str, port: int) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,7 +28,7 @@ from github.Repository import Repository
 
 from tracker_bridge.agents.ci_logs import log_tail
 from tracker_bridge.config import ConfigError, RepoConfig, Settings
-from tracker_bridge.gitutil import git_env
+from tracker_bridge.gitutil import GitTimeout, git_env, run_git
 from tracker_bridge.models import ChecksState, PullRequest, PullRequestState, ReviewState
 from tracker_bridge.protocols import CodeHostError, Problem
 from tracker_bridge_connectors.github.client import GitHubAPIError, GitHubClient
@@ -174,7 +173,10 @@ class GitHubHost:
         return env
 
     def _git(self, cwd: Path, *args: str) -> str:
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=self._git_env(), check=False)
+        try:
+            proc = run_git(cwd, args, env=self._git_env())  # hardened: no hooks, filters or fsmonitor; a timeout
+        except GitTimeout as exc:
+            raise CodeHostError(f"git {args[0]} {self.full_name} failed: {exc.stderr}") from exc
         if proc.returncode != 0:
             stderr = proc.stderr.replace(self._token, "***").strip()
             hint = ""

@@ -8,7 +8,6 @@ call only, so the client below supplies the configured default to every call.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ import gitlab
 import requests
 from gitlab.exceptions import GitlabAuthenticationError, GitlabError
 from gitlab.v4.objects import Project
+
+from tracker_bridge import secrets
 
 DEFAULT_MAX_RETRIES = 6
 DEFAULT_TIMEOUT = 30.0
@@ -52,7 +53,7 @@ def read_token(token_env: str | None, error: type[Exception], who: str) -> str:
         raise error(
             f"{who}: token_env is not set. Fix: set token_env to the name of the variable holding a GitLab token"
         )
-    token = os.environ.get(token_env, "")
+    token = secrets.get(token_env) or ""
     if not token:
         raise error(
             f"{who}: the environment variable {token_env} is empty or not set. "

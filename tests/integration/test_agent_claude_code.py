@@ -55,7 +55,7 @@ def fix_script(workspace: Path) -> list[Turn]:
 
 def test_claude_code_fixes_the_bug_tests_pass_trace_and_cost_recorded(env: Path) -> None:
     with FakeAnthropic() as fake:
-        fake.script = fix_script(env / "state" / "workspaces" / "DEMO-1")
+        fake.script = fix_script(env / "state" / "workspaces" / "DEMO-1.agent")  # where the agent works
         report, p, events = run(env, fake)
         results = [FakeAnthropic.result_text(r) for r in fake.tool_results()]
         main = fake.main_requests
@@ -135,7 +135,7 @@ def test_wall_time_cap_kills_claude_code_and_everything_it_started(env: Path) ->
 
 def test_without_bubblewrap_claude_code_runs_under_limits_and_the_trace_says_so(env: Path) -> None:
     with FakeAnthropic() as fake:
-        fake.script = [*fix_script(env / "state" / "workspaces" / "DEMO-1")[:3], text("Fixed.")]
+        fake.script = [*fix_script(env / "state" / "workspaces" / "DEMO-1.agent")[:3], text("Fixed.")]
         report, p, _ = run(env, fake, sandbox="none")
     assert report.outcome is RunOutcome.SUCCEEDED, report.reason
     sandbox = next(r for r in read_trace(p.trace_path) if r["kind"] == "sandbox")

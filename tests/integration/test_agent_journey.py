@@ -57,7 +57,7 @@ def check_in_review_with_cost_and_trace(journey: Journey) -> None:
 
 @pytest.mark.skipif(shutil.which("claude") is None, reason="the Claude Code CLI is not on PATH")
 def test_claude_code_takes_a_ticket_to_review(tmp_path: Path) -> None:
-    slug = str(tmp_path / ".tracker-bridge" / "workspaces" / "DEMO-1" / "textkit" / "slug.py")
+    slug = str(tmp_path / ".tracker-bridge" / "workspaces" / "DEMO-1.agent" / "textkit" / "slug.py")
     script = [
         tool("Read", "Reading the slug module.", file_path=slug),
         tool("Edit", file_path=slug, old_string=OLD_LINE, new_string=NEW_LINE),

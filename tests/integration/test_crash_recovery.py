@@ -65,7 +65,7 @@ def test_killed_in_the_middle_of_the_agent_run(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    started = tmp_path / ".tracker-bridge" / "workspaces" / "DEMO-1" / "AGENT_STARTED"
+    started = tmp_path / ".tracker-bridge" / "workspaces" / "DEMO-1.agent" / "AGENT_STARTED"
     deadline = time.monotonic() + 60
     while not started.exists():
         assert daemon.poll() is None and time.monotonic() < deadline, "the agent never started"

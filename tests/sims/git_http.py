@@ -13,7 +13,8 @@ Accepted credentials, as GitHub and GitLab accept them: HTTP Basic with the toke
 e.g. `x-access-token` or `oauth2`), or `Authorization: Bearer <token>` / `token <token>`. Anything else gets
 401 with `WWW-Authenticate: Basic`, which git reports as an authentication failure. With `token=None` every request
 is allowed (a public repository). `server.log` lists (method, path, user) of every request, for tests that count
-clones and pushes.
+clones and pushes. `backend.stall_pushes.set()` makes every push request hang without an answer (until cleared, at
+most STALL_MAX_S), like a code host whose git front end stalls.
 
 `GitHttpBackend.handle(request)` is the same logic for mounting on a `SimServer` (see `mount_git_http`); that path
 only suits small pushes, because `SimServer` reads bodies by Content-Length and git sends larger packs chunked.
@@ -24,6 +25,8 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -33,6 +36,7 @@ from urllib.parse import urlsplit
 from tests.sims.http import LoopbackServer, Request, Response, SimServer
 
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
+STALL_MAX_S = 60.0
 
 
 @dataclass
@@ -54,6 +58,7 @@ class GitHttpBackend:
     token: str | None = None
     path_prefix: str = ""  # e.g. "/git" when mounted beside an API on one server
     log: list[GitRequest] = field(default_factory=list)
+    stall_pushes: threading.Event = field(default_factory=threading.Event)
 
     def authorised_user(self, authorization: str | None) -> str | None:
         """The user name the credentials carry ('' for a bearer token), or None when they are missing or wrong."""
@@ -84,6 +89,10 @@ class GitHttpBackend:
         path = parts.path[len(self.path_prefix) :]
         user = self.authorised_user(headers.get("authorization"))
         self.log.append(GitRequest(method, path, user))
+        if "git-receive-pack" in raw_path and self.stall_pushes.is_set():
+            until = time.monotonic() + STALL_MAX_S
+            while self.stall_pushes.is_set() and time.monotonic() < until:
+                time.sleep(0.05)
         if user is None:
             return 401, {"WWW-Authenticate": 'Basic realm="git"', "Content-Type": "text/plain"}, b"Unauthorized\n"
         env = {

@@ -7,7 +7,6 @@ environment. Files are read and written by the daemon, confined to the workspace
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import anthropic
 
+from tracker_bridge import secrets
 from tracker_bridge.agents.caps import CapMeter, Throttle, cost_usd, price_of
 from tracker_bridge.agents.sandbox import Sandbox
 from tracker_bridge.agents.trace import TraceWriter
@@ -217,7 +217,7 @@ class AnthropicBackend:
         a = settings.agent
         return cls(
             model=a.model,
-            api_key=os.environ.get(a.api_key_env, ""),
+            api_key=secrets.get(a.api_key_env) or "",
             base_url=a.base_url,
             prices=a.prices,
             sandbox=Sandbox.for_settings(settings),

@@ -7,12 +7,12 @@ can read, so its caps are the wall time (and a daily budget already spent stops 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from tracker_bridge import secrets
 from tracker_bridge.agents import process
 from tracker_bridge.agents.caps import CapMeter
 from tracker_bridge.agents.sandbox import Sandbox
@@ -28,14 +28,21 @@ def secret_env_names(settings: Settings) -> list[str]:
     """Names of every environment variable that holds a secret the agent's commands must not see."""
     names = {t.token_env for t in settings.trackers if t.token_env}
     names |= {r.token_env for r in settings.repos if r.token_env}
-    names |= {settings.agent.api_key_env, settings.scoring.api_key_env}
+    names |= {settings.agent.api_key_env, settings.scoring.api_key_env, settings.web.webhook_secret_env}
     return sorted(n for n in names if n)
 
 
 def agent_credentials(settings: Settings) -> dict[str, str]:
-    """What an agent CLI needs to reach its model: the Anthropic key and base URL, never a tracker or host token."""
+    """What an agent CLI needs to reach its model: the Anthropic key and base URL, and the variables `[agent]
+    pass_env` names (another provider's key, Bedrock or Vertex settings); never a tracker or host token (the
+    configuration refuses a token_env in pass_env)."""
     env: dict[str, str] = {}
-    key = os.environ.get(settings.agent.api_key_env)
+    withheld = {t.token_env for t in settings.trackers} | {r.token_env for r in settings.repos}
+    for name in settings.agent.pass_env:
+        value = secrets.get(name)
+        if value is not None and name not in withheld:
+            env[name] = value
+    key = secrets.get(settings.agent.api_key_env)
     if key:
         env["ANTHROPIC_API_KEY"] = key
     if settings.agent.base_url:
@@ -112,6 +119,8 @@ class CommandBackend:
             trace.write("cap_reached", reason=reason, output=output)
             on_event(AgentEvent(kind="cap_reached", message=reason))
             return AgentResult(outcome=RunOutcome.CAP_REACHED, usage=RunUsage(turns=1), reason=reason)
+        # nothing the agent started may go on changing the workspace after it returned (its work is taken now)
+        process.kill_group(proc)
         reader.join(timeout=5)
         output = b"".join(chunks).decode(errors="replace")[-OUTPUT_TAIL:]
         trace.write("agent_exit", code=code, seconds=round(meter.elapsed, 3), output=output)

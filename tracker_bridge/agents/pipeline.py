@@ -2,8 +2,13 @@
 
 The engine calls `execute_run` in a worker thread and publishes (push, pull request) only a SUCCEEDED report.
 Nothing here talks to a tracker or pushes: a run that is repeated after a crash repeats no remote side effect.
-Whatever the outcome, the agent's work is committed on the run's branch in the workspace, so a person can look at
-partial work; only a SUCCEEDED report (with `commit_sha`) is proposed as a pull request.
+
+Two folders per run: `plan.workspace` is the daemon's own clone (what the engine pushes), which the agent never
+sees; the agent works in a separate clone next to it (`handover.agent_workspace`). After the agent, its work tree is
+copied into the daemon's clone as plain content and committed there (`handover`): nothing the agent wrote in its
+`.git` (hooks, fsmonitor, filters, includes) ever runs outside the sandbox. Whatever the outcome, the agent's work
+is committed on the run's branch in the daemon's clone, so a person can look at partial work; only a SUCCEEDED
+report (with `commit_sha`) is proposed as a pull request.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from functools import cache
 from pathlib import Path
 
 from tracker_bridge.agents.caps import CapMeter
+from tracker_bridge.agents.handover import agent_workspace, import_work_tree, make_agent_workspace
 from tracker_bridge.agents.prompt import build_prompt
 from tracker_bridge.agents.sandbox import Sandbox, SandboxError
 from tracker_bridge.agents.setup import remove_workspace, run_setup
@@ -71,6 +77,7 @@ def run_tests(workspace: Path, command: str, timeout: float, sandbox: Sandbox) -
 
 
 def commit_all(workspace: Path, message: str) -> None:
+    """Commit everything in `workspace`: only ever the daemon's own clone, never a folder the agent wrote in."""
     git(workspace, "add", "-A")
     if git(workspace, "status", "--porcelain"):
         git(workspace, "commit", "-q", "--no-verify", "-m", message)
@@ -186,7 +193,9 @@ def execute_run(
     if teardown is not None:
         trace.write("teardown", exit_code=teardown[0], output=teardown[1][-TEST_OUTPUT_TAIL:])
     start_sha = prepare_workspace(host, plan.workspace, plan.branch)
-    trace.write("workspace", path=str(plan.workspace), branch=plan.branch, start=start_sha)
+    work = agent_workspace(plan.workspace)
+    make_agent_workspace(plan.workspace, work, plan.branch)
+    trace.write("workspace", path=str(work), branch=plan.branch, start=start_sha, publish_from=str(plan.workspace))
     trace.write("sandbox", mode=sandbox.mode, message=sandbox.message, secrets_withheld=sorted(secrets))
     setup = run_setup(plan.workspace, plan.repo, sandbox)  # before the agent: a failure spends no agent token
     if setup.ran:
@@ -197,12 +206,10 @@ def execute_run(
     template = None
     if agent.prompt_template:
         template = settings.path(agent.prompt_template).read_text(encoding="utf-8")
-    prompt = build_prompt(
-        plan.ticket, plan.workspace, plan.repo.test_command, template=template, feedback=plan.feedback
-    )
+    prompt = build_prompt(plan.ticket, work, plan.repo.test_command, template=template, feedback=plan.feedback)
     request = AgentRequest(
         ticket=plan.ticket,
-        workspace=plan.workspace,
+        workspace=work,
         prompt=prompt,
         branch=plan.branch,
         test_command=plan.repo.test_command,
@@ -229,6 +236,13 @@ def execute_run(
             event = replace(event, usage=_sum(usage, event.usage))
         on_event(event)
 
+    def take_over(message: str) -> None:
+        """The agent's work tree, as content, committed in the daemon's clone."""
+        skipped = import_work_tree(work, plan.workspace)
+        if skipped:
+            trace.write("handover", skipped=skipped[:50])
+        commit_all(plan.workspace, message)
+
     current: AgentRequest = request
     for attempt in range(agent.test_retries + 1):
         result: AgentResult = backend.run(current, report_progress)
@@ -237,9 +251,9 @@ def execute_run(
         trace.write("agent_result", attempt=attempt + 1, outcome=result.outcome.value, reason=result.reason,
                     usage=usage.model_dump())  # fmt: skip
         if result.outcome is not RunOutcome.SUCCEEDED:
-            commit_all(plan.workspace, f"{title} (partial work, not proposed: {result.outcome.value})")
+            take_over(f"{title} (partial work, not proposed: {result.outcome.value})")
             return finish(RunReport(result.outcome, usage, summary, result.reason))
-        commit_all(plan.workspace, title if attempt == 0 else f"{title} (after failing tests)")
+        take_over(title if attempt == 0 else f"{title} (after failing tests)")
         if git(plan.workspace, "rev-parse", "HEAD") == start_sha:
             nothing = "the agent finished without changing anything"
             return finish(RunReport(RunOutcome.NO_CHANGES, usage, summary, nothing))
@@ -249,7 +263,7 @@ def execute_run(
             return finish(RunReport(RunOutcome.REFUSED, usage, summary, refusal))
         on_event(AgentEvent(kind="tests", message=f"running `{plan.repo.test_command}`", usage=usage))
         # the daemon's own verdict is not the agent's time: the test run gets the whole `timeout` for itself
-        passed, output = run_tests(plan.workspace, plan.repo.test_command, agent.timeout, sandbox)
+        passed, output = run_tests(work, plan.repo.test_command, agent.timeout, sandbox)
         trace.write("tests", attempt=attempt + 1, command=plan.repo.test_command, passed=passed, output=output)
         if passed:
             head = git(plan.workspace, "rev-parse", "HEAD")
@@ -269,7 +283,7 @@ def execute_run(
             return finish(failed)
         retry_prompt = build_prompt(
             plan.ticket,
-            plan.workspace,
+            work,
             plan.repo.test_command,
             template=template,
             feedback=[*plan.feedback, f"The test command `{plan.repo.test_command}` failed after your change:\n"

@@ -1,4 +1,4 @@
-"""Agent processes that can be stopped whole and die with the daemon (used by the sandbox for every command)."""
+"""Child processes that can be stopped whole and die with the daemon (agent commands, tests, git)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ import signal
 import subprocess
 
 _PR_SET_PDEATHSIG = 1
+
+# The parent-death signal reaches only the direct child. So the direct child is this small shell guard: it runs the
+# command in the background (stdin kept) and, on SIGTERM (the daemon died) or SIGHUP, kills its whole process group,
+# grandchildren included. Used for unsandboxed agent commands and for every git command the daemon runs.
+GUARD = 'exec 3<&0; trap "kill -KILL 0" TERM HUP; "$@" <&3 3<&- & wait $!'
 
 
 def child_setup(death_signal: int = signal.SIGKILL) -> None:
@@ -22,7 +27,7 @@ def child_setup(death_signal: int = signal.SIGKILL) -> None:
         pass
 
 
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
+def kill_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
     """Kill the process and its whole group; waits for it."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)

@@ -1,12 +1,15 @@
 """Where agent commands run: bubblewrap where the machine has it, otherwise plain processes under resource limits.
 
-Under bubblewrap the whole filesystem is read-only except the workspace (and a private home), /tmp is private, the
+Under bubblewrap the whole filesystem is read-only except the workspace (and a private home), /tmp is private, and
+nothing of the daemon's own is visible: its state folder (the state database, other tickets' workspaces, prompts
+and traces) is an empty tmpfs, the configuration file and a SQLite state file read as empty. The
 environment is rebuilt from nothing (PATH, HOME, LANG and what the caller passes on purpose), the process tree dies
 with the daemon, and, unless the caller needs it (the Claude Code CLI must reach the API), there is no network.
 
-Without bubblewrap (not installed, not usable, or `[agent] sandbox = "none"`), commands still get a clean
-environment, their own process group and resource limits, but they can read and write what the daemon can and reach
-the network: `sandbox_status()` says so, `doctor` prints it and every run's trace records it.
+Without bubblewrap (`[agent] sandbox = "none"`, or "auto" where bubblewrap is missing or unusable), commands still
+get a clean environment, their own process group and resource limits, but they can read and write what the daemon
+can and reach the network. So that only happens with `[agent] allow_unsandboxed = true`: `sandbox_status()` says
+so, `doctor` prints what the agent can reach and every run's trace records it.
 """
 
 from __future__ import annotations
@@ -37,10 +40,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # open files. No address-space limit: it breaks JIT runtimes (node, the JVM) that reserve more than they use.
 FILE_SIZE_LIMIT = 2 * 1024**3
 
-# Without bubblewrap the parent-death signal reaches only the direct child. So the direct child is this small shell
-# guard: it runs the command in the background (stdin kept) and, on SIGTERM (the daemon died) or SIGHUP, kills its
-# whole process group, grandchildren included.
-GUARD = 'exec 3<&0; trap "kill -KILL 0" TERM HUP; "$@" <&3 3<&- & wait $!'
+GUARD = process.GUARD
 
 OPEN_FILES_LIMIT = 4096
 
@@ -88,7 +88,36 @@ def sandbox_status(settings: Settings | str | None = None) -> tuple[bool, str]:
             "under resource limits only. Fix: allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_"
             "clone=1) or run the daemon where bubblewrap works"
         )
-    return True, f"bubblewrap at {bwrap}: root read-only, workspace writable, private /tmp, no network for tools"
+    return True, (
+        f"bubblewrap at {bwrap}: root read-only, workspace writable, private /tmp, no network for tools; the state "
+        "folder, the configuration file and other tickets' workspaces and traces are hidden"
+    )
+
+
+def unsandboxed_reach(settings: Settings) -> list[str]:
+    """What an unsandboxed agent can reach, spelled out for `doctor`."""
+    return [
+        f"the state folder {settings.state_dir} (every ticket's workspace, prompt and trace) and the state store "
+        f"({settings.state_url})",
+        f"the configuration file {settings.config_file or settings.base_dir} and everything the daemon's user can "
+        "read or write, including the repositories the daemon pushes",
+        "the network, and the processes of the daemon's user (the daemon's tokens are read at start-up and removed "
+        "from its environment block, so /proc/<pid>/environ no longer shows them)",
+    ]
+
+
+def hidden_paths(settings: Settings) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(folders, files) of the daemon's own that the sandbox hides: the state folder; the configuration file and
+    a SQLite state file (with its journal)."""
+    folders = (str(settings.state_dir.resolve()),)
+    files: list[Path] = []
+    if settings.config_file is not None:
+        files.append(settings.config_file)
+    url = settings.state_url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        db = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+        files += [db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+    return folders, tuple(str(f.resolve()) for f in files)
 
 
 def _under_tmp(paths: Sequence[Path]) -> tuple[str, ...]:
@@ -121,14 +150,30 @@ class Sandbox:
     message: str
     bwrap: str | None = None
     visible: tuple[str, ...] = field(default=())  # host folders under /tmp kept readable in the private /tmp
+    hidden_dirs: tuple[str, ...] = field(default=())  # the daemon's folders, an empty tmpfs inside
+    hidden_files: tuple[str, ...] = field(default=())  # the daemon's files, read as empty inside
 
     @classmethod
-    def choose(cls, setting: str = "auto", visible: Sequence[Path] = ()) -> Sandbox:
+    def choose(
+        cls,
+        setting: str = "auto",
+        visible: Sequence[Path] = (),
+        *,
+        hidden: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+        allow_unsandboxed: bool = True,
+    ) -> Sandbox:
         ok, message = sandbox_status(setting)
         if ok:
-            return cls("bubblewrap", message, bwrap=find_bwrap(), visible=_under_tmp(visible))
+            dirs, files = hidden
+            return cls("bubblewrap", message, bwrap=find_bwrap(), visible=_under_tmp(visible), hidden_dirs=dirs,
+                       hidden_files=files)  # fmt: skip
         if setting == "bubblewrap":
             raise SandboxError(f'[agent] sandbox = "bubblewrap" but {message}')
+        if not allow_unsandboxed:
+            raise SandboxError(
+                f"{message}. The agent would run unconfined, so it does not run: set [agent] allow_unsandboxed = "
+                "true to accept that"
+            )
         return cls("rlimits", message)
 
     @classmethod
@@ -137,7 +182,8 @@ class Sandbox:
         Python, its PATH) stay readable even when they live under /tmp, as they are everywhere else."""
         keep = [settings.base_dir, settings.state_dir, Path(sys.prefix), Path(sys.base_prefix), Path.cwd()]
         keep += [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
-        return cls.choose(settings.agent.sandbox, keep)
+        return cls.choose(settings.agent.sandbox, keep, hidden=hidden_paths(settings),
+                          allow_unsandboxed=settings.agent.allow_unsandboxed)  # fmt: skip
 
     @property
     def isolated(self) -> bool:
@@ -174,6 +220,14 @@ class Sandbox:
         args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
         for path in self.visible:
             args += ["--ro-bind", path, path]
+        # After the binds above (a folder under /tmp was made visible), before the workspace and home are bound
+        # back in: the daemon's own folders become empty, its files empty.
+        for path in self.hidden_dirs:
+            if os.path.isdir(path):
+                args += ["--tmpfs", path]
+        for path in self.hidden_files:
+            if os.path.isfile(path):
+                args += ["--ro-bind", "/dev/null", path]
         args += ["--bind", ws, ws]
         if home is not None:
             home.mkdir(parents=True, exist_ok=True)

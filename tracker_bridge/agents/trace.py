@@ -59,6 +59,7 @@ _DETAIL_KEYS: dict[str, tuple[str, ...]] = {
     "agent_stopped": ("cap", "reason"),
     "tests": ("command", "passed", "output"),
     "guard": ("refused", "reason"),
+    "handover": ("skipped",),
     "result": ("outcome", "reason", "usage", "commit"),
 }
 _MAX_CELL = 300

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from tracker_bridge import secrets
 from tracker_bridge.config import ScoringConfig
 from tracker_bridge.models import Factor, Ticket
 from tracker_bridge.scoring.factors import Assessment
@@ -167,7 +167,7 @@ def judge(ticket: Ticket, config: ScoringConfig, weights: dict[str, float] | Non
     # Imported here: the SDK takes seconds to import, and text-only scoring (the default) never needs it.
     import anthropic
 
-    api_key = os.environ.get(config.api_key_env)
+    api_key = secrets.get(config.api_key_env)
     if not api_key:
         return f"LLM judge skipped: the environment variable {config.api_key_env} is not set; offline factors only."
     try:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from tracker_bridge.gitutil import GitTimeout, run_git
 from tracker_bridge.scoring.coverage import CoverageReport, find_report
 from tracker_bridge.scoring.text import RISK_PATH_PATTERNS, TicketText
 
@@ -90,16 +91,10 @@ class RepoArea:
 
 
 def _git(repo_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # hardened like every git the daemon runs (no hooks, fsmonitor or user config; dies with the daemon)
     try:
-        return subprocess.run(
-            ["git", "-c", "core.quotepath=off", *args],
-            cwd=repo_dir,
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        return run_git(repo_dir, ["-c", "core.quotepath=off", *args], timeout=GIT_TIMEOUT)
+    except (OSError, GitTimeout) as exc:
         raise GitUnavailable(f"git {args[0]} did not finish ({exc.__class__.__name__})") from exc
 
 
