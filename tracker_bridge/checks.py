@@ -116,7 +116,11 @@ def sandbox(settings: Settings) -> Findings:
         return result
     ok, message = sandbox_status(settings)
     result.lines.append(f"sandbox: {'[green]' if ok else '[yellow]'}{escape(message)}[/]")
-    if not ok and settings.agent.allow_unsandboxed:
+    if not ok and settings.agent.sandbox == "bubblewrap":
+        # Asked for by name: every run would fail, whatever allow_unsandboxed says.
+        reason, _, fix = message.partition(". Fix: ")
+        result.problems.append(Problem('[agent] sandbox = "bubblewrap"', reason, fix or "install bubblewrap"))
+    elif not ok and settings.agent.allow_unsandboxed:
         result.lines.append(escape("the agent runs unsandboxed ([agent] allow_unsandboxed = true); it can reach:"))
         result.lines.extend(f"  - {escape(line)}" for line in unsandboxed_reach(settings))
     elif not ok:

@@ -319,7 +319,7 @@ def doctor(config: ConfigOption = None) -> None:
     notices: list[str] = []
     for part in (checks.trackers(settings), checks.repos(settings), checks.agent(settings), checks.sandbox(settings)):
         for line in part.lines:
-            out.print(line, highlight=False)
+            out.print(line, highlight=False, soft_wrap=True)
         problems.extend(part.problems)
         notices.extend(part.notices)
     from tracker_bridge.scoring.model import describe_weights, load_weights
