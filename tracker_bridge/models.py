@@ -31,6 +31,21 @@ class Stage(StrEnum):
         return self in (Stage.DONE, Stage.DECLINED, Stage.FAILED, Stage.CANCELLED)
 
 
+class Phase(StrEnum):
+    """What a `running` ticket is doing: the stage users see stays `running`, the engine knows which of the three.
+
+    - AGENT: an agent run is (or, after a crash, was) at work;
+    - PUBLISHING: a run finished with passing tests and its change waits to be pushed and proposed (this costs no
+      agent budget, so a spent daily budget never holds it back);
+    - ITERATING: feedback on the pull request waits for the agent's next run.
+    """
+
+    AGENT = "agent"
+    PUBLISHING = "publishing"
+    ITERATING = "iterating"
+
+
+
 class Ticket(BaseModel):
     """A ticket as its tracker shows it now."""
 
