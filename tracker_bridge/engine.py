@@ -141,6 +141,8 @@ class Engine:
         self.active: dict[int, Future[None]] = {}
         self._active_lock = threading.Lock()
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        # One loop pass at a time (cycle, tend, wait): the loop is the only writer. Worker threads never take it.
+        self._loop = threading.RLock()
         # Dollars set aside for each run under way (run id -> reservation) and what it has reported spending.
         self._reserved: dict[int, float] = {}
         self._streamed: dict[int, float] = {}
@@ -156,6 +158,22 @@ class Engine:
 
     def cycle(self) -> CycleReport:
         """One poll-and-act cycle. Runs started here go on in worker threads (see `wait`)."""
+        with self._loop:
+            return self._cycle()
+
+    def tend(self) -> None:
+        """Between cycles: write what the runs reported and bring their cards up to date, polling nothing.
+        Skipped while a cycle is under way (the cycle does the same)."""
+        if not self._loop.acquire(blocking=False):
+            return
+        try:
+            self._deadline = time.monotonic() + self.settings.bridge.cycle_deadline
+            self._drain(None)
+            self._converge_pending(set(self.trackers))
+        finally:
+            self._loop.release()
+
+    def _cycle(self) -> CycleReport:
         report = CycleReport()
         self._deadline = time.monotonic() + self.settings.bridge.cycle_deadline
         self._drain(report)
@@ -182,6 +200,10 @@ class Engine:
 
     def wait(self) -> None:
         """Wait for every run started so far (and the publishing that follows), then bring the board up to date."""
+        with self._loop:
+            self._wait()
+
+    def _wait(self) -> None:
         self._deadline = float("inf")
         while True:
             self._drain(None)

@@ -1,6 +1,8 @@
 """The polling loop on APScheduler 3: one cycle every poll_interval, never two at once, stopped by SIGINT/SIGTERM.
 
 `Daemon.wake()` runs the next cycle now (a verified webhook calls it): the fast path on top of polling.
+Between cycles, `Engine.tend()` runs every second: it writes what the runs reported (progress, a finished run, a
+published change) without polling any tracker, so a long poll interval never delays a run's result.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from tracker_bridge.engine import Engine
 log = structlog.get_logger(__name__)
 
 JOB_ID = "poll"
+TEND_JOB_ID = "tend"
+TEND_INTERVAL_S = 1.0
 
 
 class Daemon:
@@ -34,6 +38,15 @@ class Daemon:
             coalesce=True,
             next_run_time=datetime.now(UTC),
         )
+        self.scheduler.add_job(
+            self._tend, "interval", id=TEND_JOB_ID, seconds=TEND_INTERVAL_S, max_instances=1, coalesce=True
+        )
+
+    def _tend(self) -> None:
+        try:
+            self.engine.tend()
+        except Exception:
+            log.exception("tend.failed")
 
     def _cycle(self) -> None:
         try:

@@ -342,14 +342,28 @@ class Store:
             s.flush()
             return row
 
-    def tickets(self, *, tracker: str | None = None, stages: tuple[Stage, ...] | None = None) -> list[TicketRow]:
+    def tickets(
+        self,
+        *,
+        tracker: str | None = None,
+        stages: tuple[Stage, ...] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[TicketRow]:
         with self.session() as s:
             q = select(TicketRow).order_by(TicketRow.id)
             if tracker is not None:
                 q = q.where(TicketRow.tracker == tracker)
             if stages is not None:
                 q = q.where(TicketRow.stage.in_(stages))
+            if limit is not None:
+                q = q.limit(limit).offset(offset)
             return list(s.scalars(q))
+
+    def stage_counts(self) -> dict[Stage, int]:
+        with self.session() as s:
+            q = select(TicketRow.stage, func.count()).group_by(TicketRow.stage)
+            return {Stage(stage): int(n) for stage, n in s.execute(q)}
 
     def tickets_to_sync(self) -> list[TicketRow]:
         """Tickets whose card or status comment may lag the store (see `synced`)."""
@@ -365,11 +379,17 @@ class Store:
             )
             return list(s.scalars(q.order_by(TicketRow.id)))
 
-    def ticket_costs(self) -> dict[int, float]:
-        """Every ticket's total run cost in one query (the status listing must not ask once per ticket)."""
+    def ticket_costs(self, ticket_ids: list[int] | None = None) -> dict[int, float]:
+        """Tickets' total run costs in one query (a listing must not ask once per ticket)."""
         with self.session() as s:
             q = select(RunRow.ticket_id, func.sum(RunRow.cost_usd)).group_by(RunRow.ticket_id)
+            if ticket_ids is not None:
+                q = q.where(RunRow.ticket_id.in_(ticket_ids))
             return {int(tid): float(cost or 0.0) for tid, cost in s.execute(q)}
+
+    def total_cost(self) -> float:
+        with self.session() as s:
+            return float(s.scalar(select(func.coalesce(func.sum(RunRow.cost_usd), 0.0))) or 0.0)
 
     def find_ticket(self, ref: str) -> TicketRow | None:
         with self.session() as s:
