@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from tracker_bridge.agents.caps import CapMeter
-from tracker_bridge.config import Settings
+from tracker_bridge.config import Settings, TrackerConfig
 from tracker_bridge.engine import Engine
 from tracker_bridge.gitutil import git
 from tracker_bridge.models import PullRequest, RunOutcome, Score, Ticket
@@ -276,11 +276,11 @@ class World:
 
 
 def make_engine(settings: Settings, store: Store, tracker: FakeTracker, host: FakeCodeHost, agent: ScriptedAgent,
-                **kwargs: object) -> Engine:  # fmt: skip
+                *, others: tuple[FakeTracker, ...] = (), **kwargs: object) -> Engine:  # fmt: skip
     return Engine(
         settings,
         store,
-        {tracker.name: tracker},  # type: ignore[dict-item]
+        {t.name: t for t in (tracker, *others)},  # type: ignore[misc]
         {host.name: host},  # type: ignore[dict-item]
         backend_factory=lambda _s: agent,  # type: ignore[arg-type,return-value]
         **{"scorer": always_accept, **kwargs},  # type: ignore[arg-type]
@@ -293,9 +293,12 @@ def make_world(
     agent: ScriptedAgent | None = None,
     scorer: Callable[..., Score] = always_accept,
     agent_config: Mapping[str, object] | None = None,
+    others: tuple[FakeTracker, ...] = (),
     **bridge: object,
 ) -> World:
     settings = settings_for(tmp, **bridge)
+    for other in others:  # more boards, each with its own [[trackers]] entry
+        settings.trackers.append(TrackerConfig(name=other.name, kind="local", url=f"./{other.name}", repo="app"))
     if agent_config:
         settings.agent = settings.agent.model_copy(update=dict(agent_config))
     store = Store(settings.state_url)
@@ -303,7 +306,7 @@ def make_world(
     host = FakeCodeHost(tmp / "host")
     agent = agent or ScriptedAgent()
     clock = Clock()
-    engine = make_engine(settings, store, tracker, host, agent, clock=clock, scorer=scorer)
+    engine = make_engine(settings, store, tracker, host, agent, others=others, clock=clock, scorer=scorer)
     return World(settings, store, tracker, host, agent, engine, clock)
 
 

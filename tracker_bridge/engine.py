@@ -53,6 +53,7 @@ from tracker_bridge.protocols import (
     AgentEvent,
     CodeHost,
     CodeHostError,
+    PollResult,
     RejectedTicket,
     RemoteError,
     Tracker,
@@ -111,7 +112,16 @@ class PublishDone:
     crash: str | None = None
 
 
-Message = Progress | RunDone | PublishDone
+@dataclass(frozen=True)
+class ScoreDone:
+    ticket_id: int
+    digest: str
+    repo: str | None
+    score: Score | None = None
+    error: str | None = None
+
+
+Message = Progress | RunDone | PublishDone | ScoreDone
 
 
 class Engine:
@@ -139,6 +149,12 @@ class Engine:
         self.retry = RetryPolicy(settings.bridge.retry_attempts, settings.bridge.retry_backoff)
         self.pool = ThreadPoolExecutor(max_workers=settings.bridge.max_concurrent_runs, thread_name_prefix="run")
         self.active: dict[int, Future[None]] = {}
+        self._poll_pool = ThreadPoolExecutor(max_workers=max(1, len(trackers)), thread_name_prefix="poll")
+        self._polls: dict[str, Future[PollResult]] = {}  # a poll under way, by tracker (at most one each)
+        # Scoring (text, and repository analysis with its git processes) runs off the loop thread; one thread, so
+        # the scorer's checkouts are never shared between two scorings at once.
+        self._score_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+        self._scoring: dict[int, tuple[str, Future[None]]] = {}  # ticket id -> (tracker, scoring)
         self._active_lock = threading.Lock()
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         # One loop pass at a time (cycle, tend, wait): the loop is the only writer. Worker threads never take it.
@@ -177,16 +193,16 @@ class Engine:
         report = CycleReport()
         self._deadline = time.monotonic() + self.settings.bridge.cycle_deadline
         self._drain(report)
-        healthy: set[str] = set()
-        for name, tracker in self.trackers.items():
-            try:
-                self._poll(name, tracker, report)
-                healthy.add(name)
-            except TrackerError as exc:
-                # A tracker that cannot be read this cycle is left alone: nothing is dispatched on stale data.
-                report.poll_errors[name] = str(exc)
-                self.store.save_poll_error(name, str(exc))
-                log.error("poll.failed", tracker=name, error=str(exc))
+        cursors = self._poll_all(report)
+        healthy = set(cursors)
+        self._await_scores()
+        self._drain(report)
+        scoring = {tracker for tracker, _ in self._scoring.values()}
+        for name, cursor in cursors.items():
+            # Saved once every ticket of the window has its verdict: a crash before (or a scoring still under way)
+            # polls the same window again, and the lifecycle is idempotent.
+            if name not in scoring:
+                self.store.save_cursor(name, cursor)
         for row in self.store.tickets(stages=(Stage.QUEUED,)):
             if row.tracker in healthy and not self._late():
                 self._guarded(row, partial(self._check_queued, row, report))
@@ -209,6 +225,7 @@ class Engine:
             self._drain(None)
             with self._active_lock:
                 futures = [f for f in self.active.values() if not f.done()]
+            futures += [f for _, f in self._scoring.values() if not f.done()]
             if not futures and self._inbox.empty():
                 break
             if futures:
@@ -217,6 +234,15 @@ class Engine:
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self._score_pool.shutdown(wait=False, cancel_futures=True)
+        self._poll_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _await_scores(self) -> None:
+        """Let this cycle's scorings finish (within the deadline) so a ticket is queued and started in one cycle;
+        one still scoring when time is up is written by a later pass."""
+        pending = [f for _, f in self._scoring.values() if not f.done()]
+        if pending:
+            wait_futures(pending, timeout=max(0.0, self._deadline - time.monotonic()))
 
     def _late(self) -> bool:
         """Past the cycle's deadline: what is left waits for the next cycle (it stays selected: nothing is lost)."""
@@ -237,9 +263,39 @@ class Engine:
 
     # --- polling and evaluation ------------------------------------------------------------------------------------
 
-    def _poll(self, name: str, tracker: Tracker, report: CycleReport) -> None:
-        cursor_row = self.store.cursor(name)
-        result = tracker.poll(cursor_row.cursor if cursor_row else None)
+    def _poll_all(self, report: CycleReport) -> dict[str, str | None]:
+        """Poll every tracker at once in worker threads; returns the trackers read this cycle and their new cursors.
+
+        A tracker that stalls delays only its own tickets: after half the cycle's deadline the cycle goes on
+        without it (its poll is left to finish and is used by a later cycle, never started twice).
+        """
+        for name, tracker in self.trackers.items():
+            if name not in self._polls:
+                cursor_row = self.store.cursor(name)
+                self._polls[name] = self._poll_pool.submit(tracker.poll, cursor_row.cursor if cursor_row else None)
+        budget = self.settings.bridge.cycle_deadline / 2
+        wait_futures(list(self._polls.values()), timeout=max(0.0, min(budget, self._deadline - time.monotonic())))
+        healthy: dict[str, str | None] = {}
+        for name in self.trackers:
+            future = self._polls[name]
+            if not future.done():
+                report.poll_errors[name] = f"no answer within {budget:g} s; the poll goes on in the background"
+                log.warning("poll.slow", tracker=name, waited_s=budget)
+                continue
+            del self._polls[name]
+            try:
+                result = future.result()
+                self._take_poll(name, result, report)
+                healthy[name] = result.cursor
+            except Exception as exc:
+                # A tracker that cannot be read this cycle is left alone: nothing is dispatched on stale data.
+                error = exc.explain() if isinstance(exc, RemoteError) else f"{type(exc).__name__}: {exc}"
+                report.poll_errors[name] = error
+                self.store.save_poll_error(name, error)
+                log.error("poll.failed", tracker=name, error=error)
+        return healthy
+
+    def _take_poll(self, name: str, result: PollResult, report: CycleReport) -> None:
         report.polled[name] = len(result.tickets)
         for rejected in result.rejected:
             self._reject(name, rejected, report)
@@ -249,8 +305,6 @@ class Engine:
             except Exception as exc:  # one poisoned ticket never stops the rest of the board
                 log.exception("ticket.observe_failed", ref=ticket.ref)
                 self._reject(name, RejectedTicket(ticket.ref, f"{type(exc).__name__}: {exc}"), report)
-        # Saved last: a crash mid-poll polls the same window again (and the lifecycle is idempotent).
-        self.store.save_cursor(name, result.cursor)
 
     def _reject(self, tracker_name: str, rejected: RejectedTicket, report: CycleReport | None) -> None:
         """Record why a ticket was skipped (status, dashboard) and say so on the ticket where the tracker can."""
@@ -286,7 +340,8 @@ class Engine:
             column_applied=row.column_applied,
         )
         if action is PollAction.EVALUATE:
-            self._evaluate(row, ticket, digest, report)
+            if row.id not in self._scoring:  # already being scored: its verdict is on the way
+                self._evaluate(row, ticket, digest, report)
         elif action is PollAction.CANCEL:
             self._apply(row, lifecycle.trigger_removed(), report)
         elif ticket.title != row.title:
@@ -324,19 +379,37 @@ class Engine:
                 self._apply(row, lifecycle.actor_refused(actor), report, content_hash=digest)
                 return
         analyse = self.settings.scoring.repo_analysis and repo_name in known_repos
-        repo_dir = self._repo_checkout(repo_name) if analyse else None
-        score = self.scorer(ticket, self.settings.scoring, repo_dir)
+        ticket_id = row.id
+
+        def job() -> None:
+            try:
+                repo_dir = self._repo_checkout(repo_name) if analyse else None
+                score = self.scorer(ticket, self.settings.scoring, repo_dir)
+                self._inbox.put(ScoreDone(ticket_id, digest, repo_name, score=score))
+            except Exception as exc:  # one ticket the scorer chokes on is reported and skipped
+                log.exception("score.failed", ref=ticket.ref)
+                self._inbox.put(ScoreDone(ticket_id, digest, repo_name, error=f"{type(exc).__name__}: {exc}"))
+
+        self._scoring[row.id] = (row.tracker, self._score_pool.submit(job))
+
+    def _on_score_done(self, done: ScoreDone, report: CycleReport | None) -> None:
+        self._scoring.pop(done.ticket_id, None)
+        row = self._row(done.ticket_id)
+        if done.score is None:
+            self._reject(row.tracker, RejectedTicket(row.ref, done.error or "scoring failed"), report)
+            return
+        score = done.score
         self.store.update_ticket(row.id, score=score.value, score_json=score.model_dump_json())
         failpoint("after_score")
         decision = lifecycle.scored(
             accepted=score.accepted,
             value=score.value,
             threshold=score.threshold,
-            repo=repo_name,
-            known_repos=known_repos,
+            repo=done.repo,
+            known_repos=[r.name for r in self.settings.repos],
         )
         # The content hash is written with the verdict, never before it: a crash in between evaluates again.
-        self._apply(row, decision, report, content_hash=digest)
+        self._apply(row, decision, report, content_hash=done.digest)
 
     def _repo_checkout(self, repo_name: str | None) -> Path | None:
         """A checkout of the repository at its base branch for the scorer's repository analysis."""
@@ -495,6 +568,8 @@ class Engine:
                     self._on_progress(message)
                 elif isinstance(message, RunDone):
                     self._on_run_done(message, report)
+                elif isinstance(message, ScoreDone):
+                    self._on_score_done(message, report)
                 else:
                     self._on_publish_done(message, report)
             except Exception:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import ScriptedAgent, always_accept, make_world, outage
+from tests.fakes import FakeTracker, ScriptedAgent, always_accept, make_world, outage
 from tracker_bridge.models import ChecksState, Phase, PullRequestState, RunOutcome, Score, Stage, Ticket
-from tracker_bridge.protocols import CodeHostError, RejectedTicket, TrackerError
+from tracker_bridge.protocols import CodeHostError, PollResult, RejectedTicket, TrackerError
 
 BRANCH = "agent/T-1-fix-the-bug"
 
@@ -249,3 +249,42 @@ def test_a_failed_run_reports_its_reason(tmp_path: Path) -> None:
     w.step()
     row = w.row("T-1")
     assert row.stage is Stage.FAILED and row.reason == "the agent gave up"
+
+
+def test_scoring_runs_off_the_loop_thread_and_the_ticket_still_starts_in_the_same_cycle(tmp_path: Path) -> None:
+    threads: list[str] = []
+
+    def scorer(ticket: Ticket, config: object, repo_dir: object) -> Score:
+        threads.append(threading.current_thread().name)
+        return always_accept(ticket, config, repo_dir)
+
+    w = make_world(tmp_path, scorer=scorer)
+    w.tracker.add("T-1")
+    report = w.engine.cycle()
+    assert report.started_runs == ["T-1"]
+    w.engine.wait()
+    assert w.stage("T-1") == "review"
+    assert threads and all(name.startswith("score") for name in threads)
+
+
+def test_a_stalled_tracker_delays_only_its_own_tickets(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    class Stalled(FakeTracker):
+        def poll(self, cursor: str | None) -> PollResult:
+            release.wait(30)
+            return super().poll(cursor)
+
+    slow = Stalled(name="slow")
+    slow.add("S-1")
+    w = make_world(tmp_path, others=(slow,), cycle_deadline=1.0)
+    w.tracker.add("T-1")
+    report = w.engine.cycle()
+    assert report.started_runs == ["T-1"] and "slow" in report.poll_errors
+    w.engine.wait()
+    assert w.stage("T-1") == "review"
+    release.set()  # the board answers at last: its ticket is taken by the next cycle
+    w.step()
+    assert w.store.ticket("slow", "S-1") is not None
+    assert w.store.ticket("slow", "S-1").stage is Stage.REVIEW  # type: ignore[union-attr]
+    assert slow.calls.count(("poll", "")) == 1  # the stalled poll was never started twice
