@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Unpack
 
 import structlog
 
@@ -47,7 +48,7 @@ from tracker_bridge.comments import RunSummary, StatusView, render_status
 from tracker_bridge.config import Settings
 from tracker_bridge.failpoints import failpoint
 from tracker_bridge.lifecycle import Decision, Effect, PollAction, RetryPolicy, RunView, TicketView
-from tracker_bridge.models import PullRequest, PullRequestState, RunOutcome, Score, Stage, Ticket
+from tracker_bridge.models import PullRequest, PullRequestState, RunOutcome, Score, Stage, Ticket, TicketFields
 from tracker_bridge.protocols import (
     AgentBackend,
     AgentEvent,
@@ -750,7 +751,7 @@ class Engine:
         )
 
     def _apply(
-        self, row: TicketRow, decision: Decision, report: CycleReport | None, **extra: object
+        self, row: TicketRow, decision: Decision, report: CycleReport | None, **extra: Unpack[TicketFields]
     ) -> TicketRow:
         """The one place a stage is written: the decision (with `extra` observed fields, in the same write) goes
         to the store first, then the board is brought to it, then the decision's effect is started."""
@@ -758,10 +759,11 @@ class Engine:
             report.transitions.append((row.ref, decision.stage.value))
         log.info("ticket.stage", ref=row.ref, stage=decision.stage.value, phase=decision.phase, reason=decision.reason)
         phase = decision.phase if decision.stage is Stage.RUNNING else None
-        fields = {**decision.fields, **extra}
+        fields: TicketFields = {**decision.fields, **extra}
         if decision.stage is not Stage.RUNNING:
             fields.setdefault("retry_at", None)
-        row = self.store.update_ticket(row.id, stage=decision.stage, phase=phase, reason=decision.reason, **fields)
+        fields["stage"], fields["phase"], fields["reason"] = decision.stage, phase, decision.reason
+        row = self.store.update_ticket(row.id, **fields)
         row = self._converge(row)
         if row.stage_enum is not decision.stage:
             return row  # the board refused (the card could not be moved): the effect is not carried out

@@ -16,7 +16,7 @@ feedback waiting for the next iteration.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,6 +31,7 @@ from tracker_bridge.models import (
     RunOutcome,
     Stage,
     Ticket,
+    TicketFields,
 )
 from tracker_bridge.protocols import RemoteError, Trigger
 
@@ -53,7 +54,7 @@ class Decision:
     stage: Stage
     reason: str
     phase: Phase | None = None
-    fields: Mapping[str, object] = field(default_factory=dict)
+    fields: TicketFields = field(default_factory=lambda: TicketFields())
     effect: Effect = Effect.NONE
 
 
@@ -400,9 +401,11 @@ def pull_request_decision(
         iterated_sha=view.iterated_sha,
         iterated_feedback=iterated_feedback,
     )
-    fields: dict[str, object] = {"pr_state": pr.state, "pr_url": pr.url}
+    fields: TicketFields = {"pr_state": pr.state, "pr_url": pr.url}
     if d.iterate:
-        fields.update(iterations=view.iterations + 1, iterated_sha=pr.head_sha, feedback_json=json.dumps(d.feedback))
+        fields["iterations"] = view.iterations + 1
+        fields["iterated_sha"] = pr.head_sha
+        fields["feedback_json"] = json.dumps(d.feedback)
         return Decision(Stage.RUNNING, d.reason, phase=Phase.ITERATING, fields=fields)
     if d.stage is view.stage and (not d.reason or d.reason == view.reason) and pr.state is view.pr_state:
         return None

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import (
     Boolean,
@@ -37,7 +37,17 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from tracker_bridge.models import Phase, PullRequest, PullRequestState, Run, RunOutcome, RunUsage, Score, Stage
+from tracker_bridge.models import (
+    Phase,
+    PullRequest,
+    PullRequestState,
+    Run,
+    RunOutcome,
+    RunUsage,
+    Score,
+    Stage,
+    TicketFields,
+)
 
 SCHEMA_VERSION = 2
 
@@ -330,7 +340,7 @@ class Store:
             s.flush()
             return row, True
 
-    def update_ticket(self, row_id: int, **fields: Any) -> TicketRow:
+    def update_ticket(self, row_id: int, **fields: Unpack[TicketFields]) -> TicketRow:
         with self.session() as s:
             row = s.get(TicketRow, row_id)
             assert row is not None
@@ -533,5 +543,5 @@ class Store:
             return list(s.scalars(select(CursorRow)))
 
 
-def pr_fields(pr: PullRequest) -> dict[str, Any]:
+def pr_fields(pr: PullRequest) -> TicketFields:
     return {"pr_id": pr.id, "pr_url": pr.url, "pr_state": pr.state}
