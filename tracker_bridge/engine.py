@@ -167,6 +167,7 @@ class Engine:
         self._last_progress: dict[int, float] = {}
         self._mirrors: dict[str, tuple[Path, float]] = {}  # repo -> (checkout for the scorer, when cloned)
         self._deadline = float("inf")
+        self._rejected: set[tuple[str, str]] | None = None
         recovered = store.interrupt_running()
         if recovered:
             log.warning("engine.recovered_runs", interrupted=recovered)
@@ -311,12 +312,13 @@ class Engine:
         """Record why a ticket was skipped (status, dashboard) and say so on the ticket where the tracker can."""
         if report is not None:
             report.rejected.append(rejected)
+        self._rejected_keys().add((tracker_name, rejected.ref))
         if not self.store.record_rejection(tracker_name, rejected.ref, rejected.reason):
             return  # already reported with this reason
         log.error("ticket.rejected", tracker=tracker_name, ref=rejected.ref, reason=rejected.reason)
         tracker = self.trackers.get(tracker_name)
-        if tracker is None:
-            return
+        if tracker is None or self.store.ticket(tracker_name, rejected.ref) is not None:
+            return  # a ticket on its journey keeps its status comment; the log, status and dashboard say it
         body = (
             "### tracker-bridge: skipped: this ticket could not be read\n\n"
             f"**Why:** {rejected.reason}\n\n"
@@ -326,6 +328,19 @@ class Engine:
             tracker.upsert_status_comment(rejected.ref, body)
         except Exception as exc:  # the ticket may be unreadable to the tracker too: the log and status still say it
             log.warning("ticket.rejected_comment_failed", ref=rejected.ref, error=str(exc))
+
+    def _rejected_keys(self) -> set[tuple[str, str]]:
+        """(tracker, ref) of the tickets on record as skipped, loaded once: clearing costs no query per ticket."""
+        if self._rejected is None:
+            self._rejected = {(r.tracker, r.ref) for r in self.store.rejections()}
+        return self._rejected
+
+    def _clear_rejection(self, tracker_name: str, ref: str) -> None:
+        """A ticket that was skipped is read and evaluated again: it is no longer reported."""
+        keys = self._rejected_keys()
+        if (tracker_name, ref) in keys:
+            keys.discard((tracker_name, ref))
+            self.store.clear_rejection(tracker_name, ref)
 
     def _observe(self, ticket: Ticket, report: CycleReport) -> None:
         row, created = self.store.get_or_create_ticket(
@@ -343,7 +358,9 @@ class Engine:
         if action is PollAction.EVALUATE:
             if row.id not in self._scoring:  # already being scored: its verdict is on the way
                 self._evaluate(row, ticket, digest, report)
-        elif action is PollAction.CANCEL:
+            return  # a skipped ticket stays reported until its verdict is written
+        self._clear_rejection(ticket.tracker, ticket.ref)
+        if action is PollAction.CANCEL:
             self._apply(row, lifecycle.trigger_removed(), report)
         elif ticket.title != row.title:
             self.store.update_ticket(row.id, title=ticket.title)
@@ -400,6 +417,7 @@ class Engine:
             self._reject(row.tracker, RejectedTicket(row.ref, done.error or "scoring failed"), report)
             return
         score = done.score
+        self._clear_rejection(row.tracker, row.ref)
         self.store.update_ticket(row.id, score=score.value, score_json=score.model_dump_json())
         failpoint("after_score")
         decision = lifecycle.scored(

@@ -209,6 +209,13 @@ def test_poisoned_tickets_are_reported_and_skipped_while_a_good_one_reaches_revi
     assert etc.stage is Stage.FAILED and "'../../etc'" in etc.reason and "configured repositories: 'app'" in etc.reason
     w.step()  # reported once, not once per cycle
     assert sum(1 for c in w.tracker.calls if c == ("comment", "BAD-1")) == 1
+    # Fixed on the board: read again, no longer reported.
+    w.tracker.rejected = []
+    w.tracker.add("BAD-1")
+    w.step()
+    assert w.stage("BAD-1") == "review"
+    assert "BAD-1" not in {r.ref for r in w.store.rejections()}
+    assert "BOOM-1" in {r.ref for r in w.store.rejections()}  # still failing: still reported
 
 
 def test_concurrent_runs_overspend_a_small_daily_budget_by_at_most_one_turn(tmp_path: Path) -> None:
