@@ -22,10 +22,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check tracker_bridge connectors tests bench
 	$(VENV)/bin/mypy tracker_bridge tracker_bridge_connectors
 
+# Every script in bench/ runs to the end; the triage ones read the development data set.
+TRIAGE_DATA := bench/data/triage-dev.jsonl
+
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; \
-	  if [ $$f = bench/triage_eval.py ]; then $(PY) $$f --data bench/data/triage-dev.jsonl || exit 1; \
-	  else $(PY) $$f || exit 1; fi; done
+	  case $$f in \
+	    bench/triage_eval.py|bench/triage_robustness.py) $(PY) $$f --data $(TRIAGE_DATA) || exit 1 ;; \
+	    *) $(PY) $$f || exit 1 ;; \
+	  esac; done
 
 clean:
 	rm -rf $(VENV) demo-* .pytest_cache .mypy_cache .ruff_cache

@@ -27,7 +27,7 @@ from tracker_bridge import __version__, checks, logs, secrets
 from tracker_bridge.config import ConfigError, Settings, load_settings, state_problem
 from tracker_bridge.protocols import Problem, TrackerError
 from tracker_bridge.store import Store, utcnow
-from tracker_bridge.views import ticket_summaries
+from tracker_bridge.views import rejected_summaries, ticket_summaries
 
 app = typer.Typer(
     name="tracker-bridge",
@@ -293,6 +293,10 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         for c in store.cursors():
             if c.last_error:
                 err.print(f"[red]last poll of {c.tracker} failed[/] at {c.error_at:%Y-%m-%d %H:%M}Z: {c.last_error}")
+        for rejected in rejected_summaries(store):
+            err.print(
+                f"[yellow]skipped {rejected['tracker']}/{rejected['ref']}[/]: {rejected['reason']}", highlight=False
+            )
     finally:
         store.close()
 

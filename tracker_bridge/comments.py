@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tracker_bridge.models import Score, Stage
+from tracker_bridge.models import Phase, Score, Stage
 from tracker_bridge.scoring import render_score_markdown
 
 HEADLINES = {
@@ -21,6 +21,13 @@ HEADLINES = {
     Stage.DECLINED: "declined: not ready for an agent yet",
     Stage.FAILED: "failed: a person should take a look",
     Stage.CANCELLED: "cancelled: the trigger was removed",
+}
+
+# `running` says which of its three sub-states it is in; the stage shown (`running`) stays the same.
+PHASE_HEADLINES = {
+    Phase.AGENT: HEADLINES[Stage.RUNNING],
+    Phase.PUBLISHING: "the change passes the tests; publishing it",
+    Phase.ITERATING: "feedback on the pull request: the agent takes another iteration",
 }
 
 
@@ -46,6 +53,7 @@ class StatusView:
     summary: str = ""
     total_cost_usd: float = 0.0
     ignored: bool = False
+    phase: Phase | None = None
 
 
 def _tokens(n: int) -> str:
@@ -53,7 +61,11 @@ def _tokens(n: int) -> str:
 
 
 def render_status(view: StatusView) -> str:
-    headline = "ignored: the trigger did not come from an allowed person" if view.ignored else HEADLINES[view.stage]
+    headline = HEADLINES[view.stage]
+    if view.ignored:
+        headline = "ignored: the trigger did not come from an allowed person"
+    elif view.stage is Stage.RUNNING and view.phase is not None:
+        headline = PHASE_HEADLINES[view.phase]
     lines = [f"### tracker-bridge: {headline}", ""]
     facts = [f"**Stage:** `{view.stage.value}`" + (f" (column *{view.column}*)" if view.column else "")]
     if view.pr_url:

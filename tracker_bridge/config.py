@@ -47,6 +47,15 @@ class BridgeConfig(_Section):
     state_dir: str = Field(default=".tracker-bridge", description="folder for workspaces and run traces")
     poll_interval: float = Field(default=30, gt=0, description="seconds between polls")
     max_concurrent_runs: int = Field(default=2, ge=1, description="agent runs at the same time")
+    retry_attempts: int = Field(
+        default=8, ge=1, description="tries of a step that meets a transient remote error (clone, push) before it fails"
+    )
+    retry_backoff: float = Field(
+        default=30, ge=0, description="seconds before the second retry; doubled for each later one (at most 30 min)"
+    )
+    cycle_deadline: float = Field(
+        default=120, gt=0, description="seconds a cycle may spend; work left over waits for the next cycle"
+    )
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="least severe log line written"

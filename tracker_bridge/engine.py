@@ -8,20 +8,35 @@ requests. It is the only place that performs side effects, and every one of them
 - a run interrupted by a crash is started again (or, when its pull request already exists, adopted).
 
 So a daemon killed at any point and started again repeats no side effect and loses no run.
+
+Why it is shaped this way:
+
+- Every stage change is a `lifecycle.Decision` applied by `_apply`: the rules live in one pure module with table
+  tests, the engine only observes and carries decisions out (as a Kubernetes controller reconciles).
+- One writer: worker threads run the agent and push the change, and hand what happened (progress, usage, the run
+  report, the publish result) back through a queue; only the loop thread (`cycle`, `wait`) writes ticket state and
+  talks to trackers. No lock is held across a remote call.
+- The cost of an idle cycle follows change, not history: settled tickets (done, declined, cancelled, failed
+  without an open pull request, already shown on the board) are never selected.
+- One poisoned ticket never stops the board: what cannot be read is recorded (`Store.rejections`) and skipped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import Unpack
 
 import structlog
 
@@ -30,20 +45,30 @@ from tracker_bridge.agents import create_backend
 from tracker_bridge.agents.command import secret_env_names
 from tracker_bridge.agents.pipeline import RunPlan, RunReport, execute_run
 from tracker_bridge.comments import RunSummary, StatusView, render_status
-from tracker_bridge.config import RepoConfig, Settings
+from tracker_bridge.config import Settings
 from tracker_bridge.failpoints import failpoint
-from tracker_bridge.lifecycle import PollAction
-from tracker_bridge.models import PullRequest, PullRequestState, RunOutcome, Score, Stage, Ticket
-from tracker_bridge.protocols import AgentBackend, AgentEvent, CodeHost, CodeHostError, Tracker, TrackerError, Trigger
+from tracker_bridge.lifecycle import Decision, Effect, PollAction, RetryPolicy, RunView, TicketView
+from tracker_bridge.models import PullRequest, PullRequestState, RunOutcome, Score, Stage, Ticket, TicketFields
+from tracker_bridge.protocols import (
+    AgentBackend,
+    AgentEvent,
+    CodeHost,
+    CodeHostError,
+    PollResult,
+    RejectedTicket,
+    RemoteError,
+    Tracker,
+    TrackerError,
+    Trigger,
+)
 from tracker_bridge.scoring import score_ticket
 from tracker_bridge.scoring.judge import spent_on as llm_judge_spent_on
-from tracker_bridge.store import RunRow, Store, TicketRow, pr_fields
+from tracker_bridge.store import RunRow, Store, TicketRow, pr_fields, utcnow
 
 log = structlog.get_logger(__name__)
 
 PROGRESS_INTERVAL_S = 15.0  # the status comment follows a run's progress at most this often
 MIRROR_MAX_AGE_S = 3600.0  # how stale the scorer's checkout of a remote repository may get
-PUBLISH_ATTEMPTS = 3  # cycles in which a finished run's push / pull request is tried before the ticket fails
 
 
 def content_hash(ticket: Ticket) -> str:
@@ -57,6 +82,48 @@ class CycleReport:
     poll_errors: dict[str, str] = field(default_factory=dict)
     started_runs: list[str] = field(default_factory=list)
     transitions: list[tuple[str, str]] = field(default_factory=list)
+    rejected: list[RejectedTicket] = field(default_factory=list)
+
+
+# --- what worker threads hand back to the loop ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    ticket_id: int
+    run_id: int
+    event: AgentEvent
+
+
+@dataclass(frozen=True)
+class RunDone:
+    ticket_id: int
+    run_id: int
+    report: RunReport | None = None
+    workspace_error: RemoteError | None = None  # the code host failed while the workspace was cloned
+    crash: str | None = None
+
+
+@dataclass(frozen=True)
+class PublishDone:
+    ticket_id: int
+    run_id: int
+    pr: PullRequest | None = None
+    effects: tuple[tuple[str, str], ...] = ()
+    error: RemoteError | None = None
+    crash: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreDone:
+    ticket_id: int
+    digest: str
+    repo: str | None
+    score: Score | None = None
+    error: str | None = None
+
+
+Message = Progress | RunDone | PublishDone | ScoreDone
 
 
 class Engine:
@@ -70,6 +137,7 @@ class Engine:
         backend_factory: Callable[[Settings], AgentBackend] = create_backend,
         scorer: Callable[..., Score] = score_ticket,
         on_change: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -78,15 +146,29 @@ class Engine:
         self.backend_factory = backend_factory
         self.scorer = scorer
         self.on_change = on_change or (lambda: None)
+        self.clock = clock  # naive UTC, as the store keeps times
         self.trigger = Trigger(settings.trigger.label, settings.trigger.column)
+        self.retry = RetryPolicy(settings.bridge.retry_attempts, settings.bridge.retry_backoff)
         self.pool = ThreadPoolExecutor(max_workers=settings.bridge.max_concurrent_runs, thread_name_prefix="run")
         self.active: dict[int, Future[None]] = {}
+        self._poll_pool = ThreadPoolExecutor(max_workers=max(1, len(trackers)), thread_name_prefix="poll")
+        self._polls: dict[str, Future[PollResult]] = {}  # a poll under way, by tracker (at most one each)
+        # Scoring (text, and repository analysis with its git processes) runs off the loop thread; one thread, so
+        # the scorer's checkouts are never shared between two scorings at once.
+        self._score_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+        self._scoring: dict[int, tuple[str, Future[None]]] = {}  # ticket id -> (tracker, scoring)
         self._active_lock = threading.Lock()
-        # One effect at a time per engine: worker threads report progress while the poll loop converges cards.
-        self._effects_lock = threading.RLock()
+        self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        # One loop pass at a time (cycle, tend, wait): the loop is the only writer. Worker threads never take it.
+        self._loop = threading.RLock()
+        # Dollars set aside for each run under way (run id -> reservation) and what it has reported spending.
+        self._reserved: dict[int, float] = {}
+        self._streamed: dict[int, float] = {}
         self._secrets = secret_env_names(settings)
         self._last_progress: dict[int, float] = {}
         self._mirrors: dict[str, tuple[Path, float]] = {}  # repo -> (checkout for the scorer, when cloned)
+        self._deadline = float("inf")
+        self._rejected: set[tuple[str, str]] | None = None
         recovered = store.interrupt_running()
         if recovered:
             log.warning("engine.recovered_runs", interrupted=recovered)
@@ -95,67 +177,175 @@ class Engine:
 
     def cycle(self) -> CycleReport:
         """One poll-and-act cycle. Runs started here go on in worker threads (see `wait`)."""
+        with self._loop:
+            return self._cycle()
+
+    def tend(self) -> None:
+        """Between cycles: write what the runs reported and bring their cards up to date, polling nothing.
+        Skipped while a cycle is under way (the cycle does the same)."""
+        if not self._loop.acquire(blocking=False):
+            return
+        try:
+            self._deadline = time.monotonic() + self.settings.bridge.cycle_deadline
+            self._drain(None)
+            self._converge_pending(set(self.trackers))
+        finally:
+            self._loop.release()
+
+    def _cycle(self) -> CycleReport:
         report = CycleReport()
-        healthy: set[str] = set()
-        for name, tracker in self.trackers.items():
-            try:
-                self._poll(name, tracker, report)
-                healthy.add(name)
-            except TrackerError as exc:
-                # A tracker that cannot be read this cycle is left alone: nothing is dispatched on stale data.
-                report.poll_errors[name] = str(exc)
-                self.store.save_poll_error(name, str(exc))
-                log.error("poll.failed", tracker=name, error=str(exc))
+        self._deadline = time.monotonic() + self.settings.bridge.cycle_deadline
+        self._drain(report)
+        cursors = self._poll_all(report)
+        healthy = set(cursors)
+        self._await_scores()
+        self._drain(report)
+        scoring = {tracker for tracker, _ in self._scoring.values()}
+        for name, cursor in cursors.items():
+            # Saved once every ticket of the window has its verdict: a crash before (or a scoring still under way)
+            # polls the same window again, and the lifecycle is idempotent.
+            if name not in scoring:
+                self.store.save_cursor(name, cursor)
         for row in self.store.tickets(stages=(Stage.QUEUED,)):
-            if row.tracker in healthy:
-                self._check_queued(row, report)
-        for row in self.store.tickets(stages=(Stage.REVIEW, Stage.FAILED)):
-            if row.tracker in healthy and lifecycle.follows_pull_request(row.stage_enum, row.pr_state):
-                self._follow_pull_request(row, report)
+            if row.tracker in healthy and not self._late():
+                self._guarded(row, partial(self._check_queued, row, report))
+        for row in self.store.tickets_following_prs():
+            if row.tracker in healthy and not self._late():
+                self._guarded(row, partial(self._follow_pull_request, row, report))
         self._dispatch(report, healthy)
-        for row in self.store.tickets():
-            if row.tracker in healthy and not self._is_active(row.id):
-                self._converge(row)
+        self._converge_pending(healthy)
         self.on_change()
         return report
 
     def wait(self) -> None:
-        """Wait for every run started so far, then bring their cards and comments up to date."""
+        """Wait for every run started so far (and the publishing that follows), then bring the board up to date."""
+        with self._loop:
+            self._wait()
+
+    def _wait(self) -> None:
+        self._deadline = float("inf")
         while True:
+            self._drain(None)
             with self._active_lock:
-                for ticket_id in [k for k, f in self.active.items() if f.done()]:
-                    del self.active[ticket_id]
-                futures = list(self.active.values())
-            if not futures:
+                futures = [f for f in self.active.values() if not f.done()]
+            futures += [f for _, f in self._scoring.values() if not f.done()]
+            if not futures and self._inbox.empty():
                 break
-            for f in futures:
-                f.result()
-        for row in self.store.tickets():
-            if row.tracker in self.trackers:
-                self._converge(row)
+            if futures:
+                wait_futures(futures, timeout=1.0, return_when=FIRST_COMPLETED)
+        self._converge_pending(set(self.trackers))
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self._score_pool.shutdown(wait=False, cancel_futures=True)
+        self._poll_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _await_scores(self) -> None:
+        """Let this cycle's scorings finish (within the deadline) so a ticket is queued and started in one cycle;
+        one still scoring when time is up is written by a later pass."""
+        pending = [f for _, f in self._scoring.values() if not f.done()]
+        if pending:
+            wait_futures(pending, timeout=max(0.0, self._deadline - time.monotonic()))
+
+    def _late(self) -> bool:
+        """Past the cycle's deadline: what is left waits for the next cycle (it stays selected: nothing is lost)."""
+        return time.monotonic() > self._deadline
 
     def _is_active(self, ticket_id: int) -> bool:
         with self._active_lock:
             f = self.active.get(ticket_id)
             return f is not None and not f.done()
 
+    def _guarded(self, row: TicketRow, step: Callable[[], object]) -> None:
+        """One ticket's trouble stays that ticket's: a bug or a bad field is recorded and the cycle goes on."""
+        try:
+            step()
+        except Exception as exc:
+            log.exception("ticket.step_failed", ref=row.ref)
+            self._reject(row.tracker, RejectedTicket(row.ref, f"{type(exc).__name__}: {exc}"), None)
+
     # --- polling and evaluation ------------------------------------------------------------------------------------
 
-    def _poll(self, name: str, tracker: Tracker, report: CycleReport) -> None:
-        cursor_row = self.store.cursor(name)
-        result = tracker.poll(cursor_row.cursor if cursor_row else None)
+    def _poll_all(self, report: CycleReport) -> dict[str, str | None]:
+        """Poll every tracker at once in worker threads; returns the trackers read this cycle and their new cursors.
+
+        A tracker that stalls delays only its own tickets: after half the cycle's deadline the cycle goes on
+        without it (its poll is left to finish and is used by a later cycle, never started twice).
+        """
+        for name, tracker in self.trackers.items():
+            if name not in self._polls:
+                cursor_row = self.store.cursor(name)
+                self._polls[name] = self._poll_pool.submit(tracker.poll, cursor_row.cursor if cursor_row else None)
+        budget = self.settings.bridge.cycle_deadline / 2
+        wait_futures(list(self._polls.values()), timeout=max(0.0, min(budget, self._deadline - time.monotonic())))
+        healthy: dict[str, str | None] = {}
+        for name in self.trackers:
+            future = self._polls[name]
+            if not future.done():
+                report.poll_errors[name] = f"no answer within {budget:g} s; the poll goes on in the background"
+                log.warning("poll.slow", tracker=name, waited_s=budget)
+                continue
+            del self._polls[name]
+            try:
+                result = future.result()
+                self._take_poll(name, result, report)
+                healthy[name] = result.cursor
+            except Exception as exc:
+                # A tracker that cannot be read this cycle is left alone: nothing is dispatched on stale data.
+                error = exc.explain() if isinstance(exc, RemoteError) else f"{type(exc).__name__}: {exc}"
+                report.poll_errors[name] = error
+                self.store.save_poll_error(name, error)
+                log.error("poll.failed", tracker=name, error=error)
+        return healthy
+
+    def _take_poll(self, name: str, result: PollResult, report: CycleReport) -> None:
         report.polled[name] = len(result.tickets)
+        for rejected in result.rejected:
+            self._reject(name, rejected, report)
         for ticket in result.tickets:
-            self._observe(ticket, report)
-        # Saved last: a crash mid-poll polls the same window again (and the lifecycle is idempotent).
-        self.store.save_cursor(name, result.cursor)
+            try:
+                self._observe(ticket, report)
+            except Exception as exc:  # one poisoned ticket never stops the rest of the board
+                log.exception("ticket.observe_failed", ref=ticket.ref)
+                self._reject(name, RejectedTicket(ticket.ref, f"{type(exc).__name__}: {exc}"), report)
+
+    def _reject(self, tracker_name: str, rejected: RejectedTicket, report: CycleReport | None) -> None:
+        """Record why a ticket was skipped (status, dashboard) and say so on the ticket where the tracker can."""
+        if report is not None:
+            report.rejected.append(rejected)
+        self._rejected_keys().add((tracker_name, rejected.ref))
+        if not self.store.record_rejection(tracker_name, rejected.ref, rejected.reason):
+            return  # already reported with this reason
+        log.error("ticket.rejected", tracker=tracker_name, ref=rejected.ref, reason=rejected.reason)
+        tracker = self.trackers.get(tracker_name)
+        if tracker is None or self.store.ticket(tracker_name, rejected.ref) is not None:
+            return  # a ticket on its journey keeps its status comment; the log, status and dashboard say it
+        body = (
+            "### tracker-bridge: skipped: this ticket could not be read\n\n"
+            f"**Why:** {rejected.reason}\n\n"
+            "_Fix the ticket and tracker-bridge picks it up on its next poll; the rest of the board goes on._\n"
+        )
+        try:
+            tracker.upsert_status_comment(rejected.ref, body)
+        except Exception as exc:  # the ticket may be unreadable to the tracker too: the log and status still say it
+            log.warning("ticket.rejected_comment_failed", ref=rejected.ref, error=str(exc))
+
+    def _rejected_keys(self) -> set[tuple[str, str]]:
+        """(tracker, ref) of the tickets on record as skipped, loaded once: clearing costs no query per ticket."""
+        if self._rejected is None:
+            self._rejected = {(r.tracker, r.ref) for r in self.store.rejections()}
+        return self._rejected
+
+    def _clear_rejection(self, tracker_name: str, ref: str) -> None:
+        """A ticket that was skipped is read and evaluated again: it is no longer reported."""
+        keys = self._rejected_keys()
+        if (tracker_name, ref) in keys:
+            keys.discard((tracker_name, ref))
+            self.store.clear_rejection(tracker_name, ref)
 
     def _observe(self, ticket: Ticket, report: CycleReport) -> None:
         row, created = self.store.get_or_create_ticket(
-            ticket.tracker, ticket.ref, title=ticket.title, url=ticket.url, stage=Stage.SEEN.value
+            ticket.tracker, ticket.ref, title=ticket.title, url=ticket.url
         )
         digest = content_hash(ticket)
         action = lifecycle.on_poll(
@@ -167,15 +357,19 @@ class Engine:
             column_applied=row.column_applied,
         )
         if action is PollAction.EVALUATE:
-            self._evaluate(row, ticket, digest, report)
-        elif action is PollAction.CANCEL:
-            self._set_stage(row, Stage.CANCELLED, "the trigger was removed before the agent started", report)
+            if row.id not in self._scoring:  # already being scored: its verdict is on the way
+                self._evaluate(row, ticket, digest, report)
+            return  # a skipped ticket stays reported until its verdict is written
+        self._clear_rejection(ticket.tracker, ticket.ref)
+        if action is PollAction.CANCEL:
+            self._apply(row, lifecycle.trigger_removed(), report)
         elif ticket.title != row.title:
             self.store.update_ticket(row.id, title=ticket.title)
 
     def _evaluate(self, row: TicketRow, ticket: Ticket, digest: str, report: CycleReport) -> None:
         via = lifecycle.trigger_via(ticket, self.trigger)
         repo_name = ticket.repo or self.settings.tracker(ticket.tracker).repo
+        known_repos = [r.name for r in self.settings.repos]
         row = self.store.update_ticket(
             row.id,
             title=ticket.title,
@@ -192,44 +386,50 @@ class Engine:
             iterated_sha=None,
             feedback_json=None,
             progress=None,
+            publish_attempts=0,
+            retry_attempts=0,
+            retry_at=None,
         )
         allowed = self.settings.trigger.allowed_actors
         if allowed:
             actor = self.trackers[ticket.tracker].trigger_actor(ticket)
             self.store.update_ticket(row.id, actor=actor)
             if actor is None or actor.lower() not in {a.lower() for a in allowed}:
-                who = actor or "an unknown person"
-                self._set_stage(
-                    row,
-                    Stage.SEEN,
-                    f"the trigger was added by {who}, who may not hand tickets to the agent "
-                    "(not listed in [trigger] allowed_actors, or without the permission the tracker requires); "
-                    "ask one of the allowed people to add it",
-                    report,
-                    content_hash=digest,
-                )
+                self._apply(row, lifecycle.actor_refused(actor), report, content_hash=digest)
                 return
-        repo_dir = self._repo_checkout(repo_name) if self.settings.scoring.repo_analysis else None
-        score = self.scorer(ticket, self.settings.scoring, repo_dir)
+        analyse = self.settings.scoring.repo_analysis and repo_name in known_repos
+        ticket_id = row.id
+
+        def job() -> None:
+            try:
+                repo_dir = self._repo_checkout(repo_name) if analyse else None
+                score = self.scorer(ticket, self.settings.scoring, repo_dir)
+                self._inbox.put(ScoreDone(ticket_id, digest, repo_name, score=score))
+            except Exception as exc:  # one ticket the scorer chokes on is reported and skipped
+                log.exception("score.failed", ref=ticket.ref)
+                self._inbox.put(ScoreDone(ticket_id, digest, repo_name, error=f"{type(exc).__name__}: {exc}"))
+
+        self._scoring[row.id] = (row.tracker, self._score_pool.submit(job))
+
+    def _on_score_done(self, done: ScoreDone, report: CycleReport | None) -> None:
+        self._scoring.pop(done.ticket_id, None)
+        row = self._row(done.ticket_id)
+        if done.score is None:
+            self._reject(row.tracker, RejectedTicket(row.ref, done.error or "scoring failed"), report)
+            return
+        score = done.score
+        self._clear_rejection(row.tracker, row.ref)
         self.store.update_ticket(row.id, score=score.value, score_json=score.model_dump_json())
         failpoint("after_score")
-        stage = lifecycle.after_score(score.accepted)
-        if repo_name is None and stage is Stage.QUEUED:
-            self._set_stage(
-                row,
-                Stage.FAILED,
-                "no repository is configured for this ticket: set `repo` on its tracker",
-                report,
-                content_hash=digest,
-            )
-            return
-        reason = (
-            f"score {score.value:.2f} is at or above the threshold {score.threshold:.2f}"
-            if score.accepted
-            else f"score {score.value:.2f} is below the threshold {score.threshold:.2f}"
+        decision = lifecycle.scored(
+            accepted=score.accepted,
+            value=score.value,
+            threshold=score.threshold,
+            repo=done.repo,
+            known_repos=[r.name for r in self.settings.repos],
         )
         # The content hash is written with the verdict, never before it: a crash in between evaluates again.
-        self._set_stage(row, stage, reason, report, content_hash=digest)
+        self._apply(row, decision, report, content_hash=done.digest)
 
     def _repo_checkout(self, repo_name: str | None) -> Path | None:
         """A checkout of the repository at its base branch for the scorer's repository analysis."""
@@ -263,102 +463,80 @@ class Engine:
             log.warning("queued.read_failed", ref=row.ref, error=str(exc))
             return
         if not lifecycle.still_triggered(ticket, self.trigger, row.trigger_via):
-            self._set_stage(row, Stage.CANCELLED, "the trigger was removed before the agent started", report)
+            self._apply(row, lifecycle.trigger_removed(), report)
 
     # --- runs ------------------------------------------------------------------------------------------------------
 
+    def _budget_left(self) -> float:
+        """Today's budget minus what is spent and what running runs have set aside but not spent yet."""
+        today = datetime.now(UTC).date()
+        # The LLM judge's calls (when [scoring] llm is on) are paid from the same daily budget as the runs.
+        spent = self.store.spent_on(today) + llm_judge_spent_on(self.settings.state_dir, today)
+        outstanding = sum(max(0.0, r - self._streamed.get(run_id, 0.0)) for run_id, r in self._reserved.items())
+        return self.settings.agent.daily_budget_usd - spent - outstanding
+
     def _dispatch(self, report: CycleReport, healthy: set[str]) -> None:
-        if getattr(self, "dispatch_stopped", False):  # set by stop_dispatch (shutdown under way)
+        if getattr(self, "dispatch_stopped", False):  # set by stop_dispatch (shutdown under way) or pause
             return
-        # Tickets left `running` by a crashed daemon come first: their run is resumed before new work starts.
+        # Tickets left `running` come first: a crashed run resumed, a publish retried, an iteration started.
         rows = self.store.tickets(stages=(Stage.RUNNING,)) + self.store.tickets(stages=(Stage.QUEUED,))
+        now = self.clock()
         for row in rows:
-            if row.tracker not in healthy or self._is_active(row.id):
+            if row.tracker not in healthy or self._is_active(row.id) or self._late():
                 continue
+            view = self._view(row)
+            if not lifecycle.due(view, now):
+                continue  # waiting out a retry delay
             with self._active_lock:
                 busy = sum(1 for f in self.active.values() if not f.done())
             if busy >= self.settings.bridge.max_concurrent_runs:
                 return
-            today = datetime.now(UTC).date()
-            # The LLM judge's calls (when [scoring] llm is on) are paid from the same daily budget as the runs.
-            spent = self.store.spent_on(today) + llm_judge_spent_on(self.settings.state_dir, today)
-            budget_left = self.settings.agent.daily_budget_usd - spent
-            if budget_left <= 0:
-                reason = (
-                    f"the daily budget of ${self.settings.agent.daily_budget_usd:.2f} is spent; "
-                    "the agent takes this ticket when it renews"
-                )
-                if row.reason != reason:
-                    self.store.update_ticket(row.id, reason=reason)
-                    self._converge(self.store.ticket(row.tracker, row.ref) or row)
-                return
-            self._start(row, budget_left, report)
+            self._guarded(row, partial(self._start, row, view, report))
 
-    def _start(self, row: TicketRow, budget_left: float, report: CycleReport) -> None:
-        tracker = self.trackers[row.tracker]
+    def _start(self, row: TicketRow, view: TicketView, report: CycleReport) -> None:
+        decision = lifecycle.take(view)
         if row.stage_enum is Stage.RUNNING and row.branch and row.repo:
-            # A `running` ticket with no run under way: resumed after a crash, a publish that failed, or an iteration.
-            pr = self._find_pr(row)
-            if row.pr_id is None and pr is not None and pr.state is PullRequestState.OPEN:
-                # The pull request was opened before the crash: adopt it instead of running the agent again.
-                self._adopt_pull_request(row, pr, report)
+            decision = lifecycle.recover(view, self._find_pr(row), self._run_view(row))
+        if decision.effect is Effect.RUN:
+            # Only an agent run spends the budget: publishing a finished change or adopting a pull request never
+            # waits for it to renew.
+            budget_left = self._budget_left()
+            if budget_left <= 0:
+                spent = lifecycle.budget_spent(view, self.settings.agent.daily_budget_usd)
+                if spent.reason != row.reason:
+                    self._apply(row, spent, report)
                 return
-            last = self.store.last_run(row.id)
-            if last is not None and self._publishable(last) and (pr is None or pr.head_sha != last.commit_sha):
-                # The run's commit is not on the pull request yet: publish it rather than run the agent again.
-                self._submit(row.id, lambda: self._publish_only(row.id, last))
-                return
-            if last is not None and last.status == "finished" and last.outcome != RunOutcome.SUCCEEDED.value:
-                # The run ended before the crash but its verdict was not recorded on the ticket: record it now.
-                self._set_stage(row, Stage.FAILED, last.reason or "the agent's run failed", report)
-                return
+            self._start_run(row, decision, budget_left, report)
+            return
+        self._apply(row, decision, report)
+
+    def _start_run(self, row: TicketRow, decision: Decision, budget_left: float, report: CycleReport) -> None:
         try:
-            ticket = tracker.get_ticket(row.ref)
+            ticket = self.trackers[row.tracker].get_ticket(row.ref)
         except TrackerError as exc:
             log.warning("run.read_failed", ref=row.ref, error=str(exc))
             return
-        if row.stage_enum is Stage.QUEUED:
-            row = self._set_stage(row, Stage.RUNNING, "the agent took the ticket", report)
-            if row.stage_enum is not Stage.RUNNING:
-                return  # the card could not be moved: _converge failed the ticket with the reason
+        row = self._apply(row, decision, report)
+        if row.stage_enum is not Stage.RUNNING:
+            return  # the card could not be moved: the ticket failed with the reason
         report.started_runs.append(row.ref)
-        self._submit(row.id, lambda: self._run(row.id, ticket, budget_left))
-
-    def _submit(self, ticket_id: int, job: Callable[[], None]) -> None:
-        def guarded() -> None:
-            try:
-                job()
-            except Exception as exc:  # a bug or an outage in one run must not take the daemon down
-                log.exception("run.crashed", ticket_id=ticket_id)
-                row = self._row(ticket_id)
-                self._set_stage(row, Stage.FAILED, f"tracker-bridge hit an error during the run: {exc}", None)
-
-        with self._active_lock:
-            self.active[ticket_id] = self.pool.submit(guarded)
-
-    def _row(self, ticket_id: int) -> TicketRow:
-        with self.store.session() as s:
-            row = s.get(TicketRow, ticket_id)
-            assert row is not None
-            return row
-
-    def _run(self, ticket_id: int, ticket: Ticket, budget_left: float) -> None:
-        row = self._row(ticket_id)
         assert row.repo is not None and row.branch is not None
         repo = self.settings.repo(row.repo)
-        host = self.hosts[repo.name]
         backend = self.backend_factory(self.settings)
-        attempt_dir = self.settings.state_dir / "runs" / ticket.key
         run = self.store.start_run(
-            ticket_id,
+            row.id,
             backend=backend.name,
             branch=row.branch,
             workspace=str(self.settings.state_dir / "workspaces" / ticket.key),
             trace_path="",
         )
-        trace_path = attempt_dir / f"attempt-{run.attempt}.jsonl"
-        self.store.update_run(run.id, trace_path=str(trace_path))
+        trace_path = self.settings.state_dir / "runs" / ticket.key / f"attempt-{run.attempt}.jsonl"
+        run = self.store.update_run(run.id, trace_path=str(trace_path))
         log.info("run.start", ref=ticket.ref, attempt=run.attempt, backend=backend.name, branch=row.branch)
+        # The run may spend what is left of today's budget after every other run's reservation (its own dollar cap
+        # when that is less), set aside now: concurrent runs together overspend the budget by at most the turn
+        # each is in when it reaches its cap.
+        self._reserved[run.id] = min(budget_left, self.settings.agent.max_cost_usd)
         plan = RunPlan(
             ticket=ticket,
             repo=repo,
@@ -368,119 +546,164 @@ class Engine:
             feedback=row.feedback,
             daily_budget_left_usd=budget_left,
         )
-        report = execute_run(
-            plan,
-            host=host,
-            backend=backend,
-            settings=self.settings,
-            secrets=self._secrets,
-            on_event=lambda ev: self._on_event(ticket_id, run.id, ev),
-        )
-        self._finish(ticket_id, run, report, host, repo)
+        host = self.hosts[repo.name]
+        ticket_id, run_id = row.id, run.id
 
-    def _on_event(self, ticket_id: int, run_id: int, event: AgentEvent) -> None:
+        def job() -> None:
+            try:
+                result = execute_run(
+                    plan,
+                    host=host,
+                    backend=backend,
+                    settings=self.settings,
+                    secrets=self._secrets,
+                    on_event=lambda ev: self._inbox.put(Progress(ticket_id, run_id, ev)),
+                )
+                self._inbox.put(RunDone(ticket_id, run_id, report=result))
+            except RemoteError as exc:
+                self._inbox.put(RunDone(ticket_id, run_id, workspace_error=exc))
+            except Exception as exc:  # a bug or an outage in one run must not take the daemon down
+                log.exception("run.crashed", ticket_id=ticket_id)
+                self._inbox.put(RunDone(ticket_id, run_id, crash=str(exc)))
+
+        self._submit(row.id, job)
+
+    def _submit(self, ticket_id: int, job: Callable[[], None]) -> None:
+        with self._active_lock:
+            self.active[ticket_id] = self.pool.submit(job)
+
+    def _row(self, ticket_id: int) -> TicketRow:
+        with self.store.session() as s:
+            row = s.get(TicketRow, ticket_id)
+            assert row is not None
+            return row
+
+    # --- results handed back by worker threads ---------------------------------------------------------------------
+
+    def _drain(self, report: CycleReport | None) -> None:
+        """Write what worker threads reported: the loop is the only writer of ticket state."""
+        while True:
+            try:
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if isinstance(message, Progress):
+                    self._on_progress(message)
+                elif isinstance(message, RunDone):
+                    self._on_run_done(message, report)
+                elif isinstance(message, ScoreDone):
+                    self._on_score_done(message, report)
+                else:
+                    self._on_publish_done(message, report)
+            except Exception:
+                log.exception("engine.result_failed", ticket_id=message.ticket_id)
+
+    def _on_progress(self, p: Progress) -> None:
+        event = p.event
         if event.usage is not None:
             u = event.usage
+            self._streamed[p.run_id] = u.cost_usd
+            # Recorded as it streams: `spent_on` (and so the budget) counts it before the run ends.
             self.store.update_run(
-                run_id, turns=u.turns, input_tokens=u.input_tokens, output_tokens=u.output_tokens, cost_usd=u.cost_usd
+                p.run_id, turns=u.turns, input_tokens=u.input_tokens, output_tokens=u.output_tokens, cost_usd=u.cost_usd
             )
         if not event.message:
             return
-        self.store.update_ticket(ticket_id, progress=event.message[:300])
+        row = self.store.update_ticket(p.ticket_id, progress=event.message[:300])
         now = time.monotonic()
-        if now - self._last_progress.get(ticket_id, 0.0) >= PROGRESS_INTERVAL_S:
-            self._last_progress[ticket_id] = now
-            self._converge(self._row(ticket_id))
+        if now - self._last_progress.get(p.ticket_id, 0.0) >= PROGRESS_INTERVAL_S:
+            self._last_progress[p.ticket_id] = now
+            self._converge(row)
 
-    def _finish(self, ticket_id: int, run: RunRow, report: RunReport, host: CodeHost, repo: RepoConfig) -> None:
-        tests = None
-        if report.outcome is RunOutcome.SUCCEEDED:
-            tests = "passed"
-        elif report.outcome is RunOutcome.TESTS_FAILED:
-            tests = "failed"
-        summary = report.summary
-        if report.outcome is RunOutcome.TESTS_FAILED and report.test_output:
+    def _on_run_done(self, done: RunDone, report: CycleReport | None) -> None:
+        self._reserved.pop(done.run_id, None)
+        self._streamed.pop(done.run_id, None)
+        row = self._row(done.ticket_id)
+        if done.workspace_error is not None:
+            # Not the agent's failure: the run never began. The run row says so; the ticket retries with backoff.
+            self.store.update_run(
+                done.run_id, status="interrupted", finished_at=utcnow(), reason=f"workspace: {done.workspace_error}"
+            )
+            decision = lifecycle.workspace_unavailable(self._view(row), done.workspace_error, self.retry, self.clock())
+            self._apply(row, decision, report)
+            return
+        if done.report is None:
+            self.store.update_run(
+                done.run_id, status="interrupted", finished_at=utcnow(), reason=f"crashed: {done.crash}"
+            )
+            self._apply(row, lifecycle.run_crashed(done.crash or "unknown error"), report)
+            return
+        result = done.report
+        tests = _tests_word(result.outcome.value)
+        summary = result.summary
+        if result.outcome is RunOutcome.TESTS_FAILED and result.test_output:
             summary = (summary + "\n\n" if summary else "") + "Test output (last lines):\n\n```\n" + "\n".join(
-                report.test_output.strip().splitlines()[-15:]
+                result.test_output.strip().splitlines()[-15:]
             ) + "\n```"
-        run = self.store.finish_run(
-            run.id,
-            report.outcome,
-            report.usage,
-            reason=report.reason,
+        self.store.finish_run(
+            done.run_id,
+            result.outcome,
+            result.usage,
+            reason=result.reason,
             summary=summary,
-            commit_sha=report.commit_sha,
+            commit_sha=result.commit_sha,
         )
-        self.store.update_ticket(ticket_id, progress=f"tests {tests}" if tests else None)
-        log.info("run.finished", ticket_id=ticket_id, outcome=report.outcome.value, reason=report.reason)
-        row = self._row(ticket_id)
-        if report.outcome is not RunOutcome.SUCCEEDED:
-            self._set_stage(row, lifecycle.after_run(report.outcome), report.reason, None)
-            return
-        self._publish(row, run, host, repo)
+        row = self.store.update_ticket(row.id, progress=f"tests {tests}" if tests else None)
+        log.info("run.finished", ref=row.ref, outcome=result.outcome.value, reason=result.reason)
+        self._apply(row, lifecycle.run_finished(result.outcome, result.reason), report)
 
-    def _publishable(self, run: RunRow) -> bool:
-        return (
-            run.status == "finished"
-            and run.outcome == RunOutcome.SUCCEEDED.value
-            and bool(run.commit_sha)
-            and Path(run.workspace, ".git").exists()
-        )
-
-    def _publish_only(self, ticket_id: int, run: RunRow) -> None:
-        row = self._row(ticket_id)
-        assert row.repo is not None
-        repo = self.settings.repo(row.repo)
-        self._publish(row, run, self.hosts[repo.name], repo)
-
-    def _publish(self, row: TicketRow, run: RunRow, host: CodeHost, repo: RepoConfig) -> None:
-        """Push the branch and open (or find) the pull request: the daemon's credentials, never the agent's."""
-        assert row.branch is not None
+    def _publish(self, row: TicketRow) -> None:
+        """Push the branch and open (or find) the pull request in a worker: the daemon's credentials, never the
+        agent's. The result comes back to the loop as a `PublishDone`."""
+        run = self.store.last_run(row.id)
+        assert row.branch is not None and row.repo is not None and run is not None
+        host = self.hosts[row.repo]
+        branch, commit, title, body = row.branch, run.commit_sha, self._pr_title(row), self._pr_body(row, run)
         workspace = Path(run.workspace)
-        try:
-            with self._effects_lock:
-                host.push(workspace, row.branch)
+        ticket_id, run_id = row.id, run.id
+
+        def job() -> None:
+            effects: list[tuple[str, str]] = []
+            try:
+                host.push(workspace, branch)
                 failpoint("after_push")
-                self.store.record_effect(row.id, "push", f"{row.branch}@{run.commit_sha}")
-                pr = host.find_pull_request(row.branch)
+                effects.append(("push", f"{branch}@{commit}"))
+                pr = host.find_pull_request(branch)
                 if pr is None or pr.state is not PullRequestState.OPEN:
-                    pr = host.open_pull_request(row.branch, self._pr_title(row), self._pr_body(row, run))
+                    pr = host.open_pull_request(branch, title, body)
                     failpoint("after_open_pr")
-                    self.store.record_effect(row.id, "open_pr", pr.url)
-        except CodeHostError as exc:
-            # The work is done and committed in the workspace: an outage of the code host should not throw it away.
-            # The ticket stays `running` and the next cycle publishes again, up to PUBLISH_ATTEMPTS times.
-            self.store.record_effect(row.id, "publish_error", f"run {run.id}: {exc}")
-            errors = self.store.effects(row.id, "publish_error")
-            failures = sum(1 for e in errors if e.detail.startswith(f"run {run.id}:"))
-            if failures >= PUBLISH_ATTEMPTS:
-                self._set_stage(row, Stage.FAILED, f"the change could not be pushed or proposed: {exc}", None)
-            else:
-                self._set_stage(
-                    row,
-                    Stage.RUNNING,
-                    f"the change passes the tests but publishing it failed ({exc}); tracker-bridge tries again "
-                    f"next cycle ({failures} of {PUBLISH_ATTEMPTS})",
-                    None,
-                )
+                    effects.append(("open_pr", pr.url))
+                self._inbox.put(PublishDone(ticket_id, run_id, pr=pr, effects=tuple(effects)))
+            except RemoteError as exc:
+                self._inbox.put(PublishDone(ticket_id, run_id, effects=tuple(effects), error=exc))
+            except Exception as exc:
+                log.exception("publish.crashed", ticket_id=ticket_id)
+                self._inbox.put(PublishDone(ticket_id, run_id, effects=tuple(effects), crash=str(exc)))
+
+        self._submit(row.id, job)
+
+    def _on_publish_done(self, done: PublishDone, report: CycleReport | None) -> None:
+        for kind, detail in done.effects:
+            self.store.record_effect(done.ticket_id, kind, detail)
+        row = self._row(done.ticket_id)
+        if done.pr is not None:
+            self._adopt_pull_request(row, done.pr, report)
             return
-        self._adopt_pull_request(row, pr, None)
+        if done.error is not None:
+            self.store.record_effect(row.id, "publish_error", f"run {done.run_id}: {done.error}")
+            self._apply(row, lifecycle.publish_failed(self._view(row), done.error, self.retry, self.clock()), report)
+            return
+        self._apply(row, lifecycle.run_crashed(done.crash or "unknown error"), report)
 
     def _adopt_pull_request(self, row: TicketRow, pr: PullRequest, report: CycleReport | None) -> None:
-        tracker = self.trackers[row.tracker]
-        with self._effects_lock:
-            tracker.link_pull_request(row.ref, pr)
-            failpoint("after_link_pr")
+        self.trackers[row.tracker].link_pull_request(row.ref, pr)
+        failpoint("after_link_pr")
         self.store.record_effect(row.id, "link_pr", pr.url)
         # The pull request is recorded with the stage in one write: a ticket `running` with a pull request is one
         # taking another iteration, so recording it earlier would make a crash look like an iteration.
-        reason = "the agent's change passes the tests; the pull request is open"
-        if row.iterations:
-            reason = (
-                f"iteration {row.iterations} of {self.settings.agent.max_iterations}: the agent's change for the "
-                "feedback on the pull request passes the tests and was pushed to the same pull request"
-            )
-        self._set_stage(row, Stage.REVIEW, reason, report, **pr_fields(pr))
+        decision = lifecycle.published(row.iterations, self.settings.agent.max_iterations)
+        self._apply(row, decision, report, **pr_fields(pr))
 
     def _find_pr(self, row: TicketRow) -> PullRequest | None:
         assert row.repo is not None and row.branch is not None
@@ -512,54 +735,80 @@ class Engine:
         except CodeHostError as exc:
             log.warning("pr.read_failed", ref=row.ref, error=str(exc))
             return
-        if pr.state.value != row.pr_state:
-            row = self.store.update_ticket(row.id, pr_state=pr.state.value, pr_url=pr.url)
-        decision = lifecycle.on_pull_request(
+        decision = lifecycle.pull_request_decision(
             pr,
-            stage=row.stage_enum,
-            iterations=row.iterations,
+            self._view(row),
             max_iterations=self.settings.agent.max_iterations,
-            iterated_sha=row.iterated_sha,
             iterated_feedback=row.feedback if row.iterations else None,
         )
-        if decision.iterate:
-            row = self.store.update_ticket(
-                row.id,
-                iterations=row.iterations + 1,
-                iterated_sha=pr.head_sha,
-                feedback_json=json.dumps(decision.feedback),
-            )
-        if decision.stage is not row.stage_enum or (decision.reason and decision.reason != row.reason):
-            self._set_stage(row, decision.stage, decision.reason or row.reason, report)
+        if decision is not None:
+            self._apply(row, decision, report)
 
-    # --- the board -------------------------------------------------------------------------------------------------
+    # --- applying decisions and converging the board -----------------------------------------------------------
 
-    def _set_stage(
-        self, row: TicketRow, stage: Stage, reason: str, report: CycleReport | None, **fields: object
+    def _view(self, row: TicketRow) -> TicketView:
+        return TicketView(
+            ref=row.ref,
+            stage=row.stage_enum,
+            phase=row.phase,
+            reason=row.reason,
+            pr_id=row.pr_id,
+            pr_state=row.pr_state,
+            iterations=row.iterations,
+            publish_attempts=row.publish_attempts,
+            retry_attempts=row.retry_attempts,
+            retry_at=row.retry_at,
+            iterated_sha=row.iterated_sha,
+        )
+
+    def _run_view(self, row: TicketRow) -> RunView | None:
+        last = self.store.last_run(row.id)
+        if last is None:
+            return None
+        return RunView(
+            status=last.status,
+            outcome=RunOutcome(last.outcome) if last.outcome else None,
+            reason=last.reason,
+            commit_sha=last.commit_sha,
+            workspace_ready=Path(last.workspace, ".git").exists(),
+        )
+
+    def _apply(
+        self, row: TicketRow, decision: Decision, report: CycleReport | None, **extra: Unpack[TicketFields]
     ) -> TicketRow:
-        """Record the new stage (with `fields`, in the same write) first, then bring the board to it."""
-        if report is not None and stage.value != row.stage:
-            report.transitions.append((row.ref, stage.value))
-        log.info("ticket.stage", ref=row.ref, stage=stage.value, reason=reason)
-        row = self.store.update_ticket(row.id, stage=stage.value, reason=reason, **fields)
-        return self._converge(row)
+        """The one place a stage is written: the decision (with `extra` observed fields, in the same write) goes
+        to the store first, then the board is brought to it, then the decision's effect is started."""
+        if report is not None and decision.stage is not row.stage_enum:
+            report.transitions.append((row.ref, decision.stage.value))
+        log.info("ticket.stage", ref=row.ref, stage=decision.stage.value, phase=decision.phase, reason=decision.reason)
+        phase = decision.phase if decision.stage is Stage.RUNNING else None
+        fields: TicketFields = {**decision.fields, **extra}
+        if decision.stage is not Stage.RUNNING:
+            fields.setdefault("retry_at", None)
+        fields["stage"], fields["phase"], fields["reason"] = decision.stage, phase, decision.reason
+        row = self.store.update_ticket(row.id, **fields)
+        row = self._converge(row)
+        if row.stage_enum is not decision.stage:
+            return row  # the board refused (the card could not be moved): the effect is not carried out
+        if decision.effect is Effect.PUBLISH:
+            self._publish(row)
+        elif decision.effect is Effect.ADOPT_PR:
+            pr = self._find_pr(row)
+            if pr is not None:
+                self._adopt_pull_request(row, pr, report)
+        return row
 
     def _status_view(self, row: TicketRow) -> StatusView:
         last = self.store.last_run(row.id)
         run = None
         if last is not None and row.stage_enum in (Stage.RUNNING, Stage.REVIEW, Stage.DONE, Stage.FAILED):
-            tests = None
-            if last.outcome == RunOutcome.SUCCEEDED.value:
-                tests = "passed"
-            elif last.outcome == RunOutcome.TESTS_FAILED.value:
-                tests = "failed"
             run = RunSummary(
                 attempt=last.attempt,
                 turns=last.turns,
                 tokens=last.input_tokens + last.output_tokens,
                 cost_usd=last.cost_usd,
                 outcome=last.outcome if last.status == "finished" else None,
-                tests=tests,
+                tests=_tests_word(last.outcome),
             )
         return StatusView(
             stage=row.stage_enum,
@@ -572,46 +821,52 @@ class Engine:
             summary=last.summary if last is not None and row.stage_enum is not Stage.RUNNING else "",
             total_cost_usd=self.store.ticket_cost(row.id),
             ignored=row.stage_enum is Stage.SEEN and "allowed_actors" in row.reason,
+            phase=row.phase,
         )
+
+    def _converge_pending(self, trackers: set[str]) -> None:
+        for row in self.store.tickets_to_sync():
+            if self._late():
+                return
+            if row.tracker in trackers and not self._is_active(row.id):
+                self._guarded(row, partial(self._converge, row))
 
     def _converge(self, row: TicketRow) -> TicketRow:
         """Move the card and rewrite the status comment until they match the stage; each step only when needed."""
         stage = row.stage_enum
         if stage is Stage.SEEN and not row.reason:
-            return row
+            return self.store.update_ticket(row.id, synced=True)
         tracker = self.trackers.get(row.tracker)
         if tracker is None:
             return row
-        with self._effects_lock:
-            column = lifecycle.column_for(stage, self.settings.stages)
-            if column is not None and row.column_applied != column:
-                try:
-                    tracker.move(row.ref, column)
-                    failpoint("after_move")
+        column = lifecycle.column_for(stage, self.settings.stages)
+        if column is not None and row.column_applied != column:
+            try:
+                tracker.move(row.ref, column)
+                failpoint("after_move")
+                row = self.store.update_ticket(row.id, column_applied=column)
+                self.store.record_effect(row.id, "move", column)
+            except TrackerError as exc:
+                log.error("move.failed", ref=row.ref, column=column, error=str(exc))
+                decision = lifecycle.move_failed(stage, column, str(exc))
+                if decision is None:
+                    # Nowhere further to send it: stop retrying the move and say why in the comment.
                     row = self.store.update_ticket(row.id, column_applied=column)
-                    self.store.record_effect(row.id, "move", column)
-                except TrackerError as exc:
-                    log.error("move.failed", ref=row.ref, column=column, error=str(exc))
-                    if stage is Stage.FAILED:
-                        # Nowhere further to send it: stop retrying the move and say why in the comment.
-                        row = self.store.update_ticket(row.id, column_applied=column)
-                    else:
-                        row = self.store.update_ticket(
-                            row.id,
-                            stage=Stage.FAILED.value,
-                            reason=f"tracker-bridge could not move the card to {column!r}: {exc}",
-                        )
-                        return self._converge(row)
-            body = render_status(self._status_view(row))
-            digest = hashlib.sha256(body.encode()).hexdigest()[:32]
-            if row.comment_hash != digest:
-                try:
-                    tracker.upsert_status_comment(row.ref, body)
-                    failpoint("after_comment")
-                    row = self.store.update_ticket(row.id, comment_hash=digest)
-                    self.store.record_effect(row.id, "comment", digest)
-                except TrackerError as exc:
-                    log.error("comment.failed", ref=row.ref, error=str(exc))
+                else:
+                    return self._apply(row, decision, None)
+        body = render_status(self._status_view(row))
+        digest = hashlib.sha256(body.encode()).hexdigest()[:32]
+        if row.comment_hash != digest:
+            try:
+                tracker.upsert_status_comment(row.ref, body)
+                failpoint("after_comment")
+                row = self.store.update_ticket(row.id, comment_hash=digest)
+                self.store.record_effect(row.id, "comment", digest)
+            except TrackerError as exc:
+                log.error("comment.failed", ref=row.ref, error=str(exc))
+                return row  # stays unsynced: the next cycle tries again
+        if not row.synced:
+            row = self.store.update_ticket(row.id, synced=True)
         return row
 
     # --- shutdown hooks (issue 13): the daemon's signal handling calls these ---------------------------------------
@@ -632,6 +887,14 @@ class Engine:
         return self.store.interrupt_running()
 
 
+def _tests_word(outcome: str | None) -> str | None:
+    if outcome == RunOutcome.SUCCEEDED.value:
+        return "passed"
+    if outcome == RunOutcome.TESTS_FAILED.value:
+        return "failed"
+    return None
+
+
 def build_engine(settings: Settings, store: Store, **kwargs: object) -> Engine:
     """The engine with every configured tracker and code host created through the connector registry."""
     from tracker_bridge_connectors.registry import create_code_host, create_tracker
@@ -639,4 +902,3 @@ def build_engine(settings: Settings, store: Store, **kwargs: object) -> Engine:
     trackers = {t.name: create_tracker(t, settings) for t in settings.trackers}
     hosts = {r.name: create_code_host(r, settings) for r in settings.repos}
     return Engine(settings, store, trackers, hosts, **kwargs)  # type: ignore[arg-type]
-

@@ -4,17 +4,100 @@ pull request show now. No I/O here: every rule is a plain unit test, and the eng
     seen -> scored -> queued -> running -> review -> done
     exits: declined (score under threshold), failed (run failed, cap hit, PR closed unmerged),
            cancelled (a person removed the trigger while the ticket waited)
+
+Like a Kubernetes controller, the engine observes, asks a function here for a `Decision` (next stage, sub-state,
+reason, the fields written with it, the next effect) and applies it in one place (`Engine._apply`). So every
+stage change, including the failure paths (actor refused, no repository, budget spent, crash recovery, a run
+that crashed, a publish or a card move that failed) is a rule with a table test, not a branch in the engine.
+`running` has three sub-states (`models.Phase`): the agent at work, a finished change being published, and
+feedback waiting for the next iteration.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from tracker_bridge.config import StagesConfig
-from tracker_bridge.models import ChecksState, PullRequest, PullRequestState, ReviewState, RunOutcome, Stage, Ticket
-from tracker_bridge.protocols import Trigger
+from tracker_bridge.models import (
+    ChecksState,
+    Phase,
+    PullRequest,
+    PullRequestState,
+    ReviewState,
+    RunOutcome,
+    Stage,
+    Ticket,
+    TicketFields,
+)
+from tracker_bridge.protocols import RemoteError, Trigger
+
+MAX_RETRY_DELAY_S = 1800.0
+
+
+class Effect(StrEnum):
+    """The side effect the engine performs after writing a decision (the board is always converged too)."""
+
+    NONE = "none"
+    RUN = "run"  # start (or restart) the agent
+    PUBLISH = "publish"  # push the finished run's commit and open or find the pull request
+    ADOPT_PR = "adopt_pr"  # a pull request for the branch exists already: link it and go to review
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to write (stage, phase, reason and `fields`, in one store write) and which effect follows."""
+
+    stage: Stage
+    reason: str
+    phase: Phase | None = None
+    fields: TicketFields = field(default_factory=lambda: TicketFields())
+    effect: Effect = Effect.NONE
+
+
+@dataclass(frozen=True)
+class RunView:
+    """The last run of a ticket as the store knows it."""
+
+    status: str  # running | finished | interrupted
+    outcome: RunOutcome | None
+    reason: str
+    commit_sha: str | None
+    workspace_ready: bool  # the committed workspace is still on disk
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """A frozen view of what the store knows of a ticket, for the rules below."""
+
+    ref: str
+    stage: Stage
+    phase: Phase | None
+    reason: str = ""
+    pr_id: str | None = None
+    pr_state: PullRequestState | None = None
+    iterations: int = 0
+    publish_attempts: int = 0
+    retry_attempts: int = 0
+    retry_at: datetime | None = None
+    iterated_sha: str | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Transient failures are retried across cycles: the first retry on the next cycle, then with doubling delays
+    (`backoff_s`, 2x, 4x, ... up to 30 minutes) until `attempts` failures in all."""
+
+    attempts: int = 8
+    backoff_s: float = 30.0
+
+    def delay(self, failures: int) -> float:
+        if failures <= 1:
+            return 0.0
+        return float(min(MAX_RETRY_DELAY_S, self.backoff_s * 2.0 ** (failures - 2)))
 
 
 class PollAction(StrEnum):
@@ -140,3 +223,190 @@ def column_for(stage: Stage, stages: StagesConfig) -> str | None:
 def follows_pull_request(stage: Stage, pr_state: str | None) -> bool:
     """Tickets whose pull request the engine keeps watching each cycle."""
     return stage is Stage.REVIEW or (stage is Stage.FAILED and pr_state == PullRequestState.OPEN.value)
+
+
+# --- decisions: every stage change the engine makes ----------------------------------------------------------------
+
+TRIGGER_REMOVED = "the trigger was removed before the agent started"
+
+
+def trigger_removed() -> Decision:
+    return Decision(Stage.CANCELLED, TRIGGER_REMOVED)
+
+
+def actor_refused(actor: str | None) -> Decision:
+    who = actor or "an unknown person"
+    return Decision(
+        Stage.SEEN,
+        f"the trigger was added by {who}, who may not hand tickets to the agent "
+        "(not listed in [trigger] allowed_actors, or without the permission the tracker requires); "
+        "ask one of the allowed people to add it",
+    )
+
+
+def scored(
+    *, accepted: bool, value: float, threshold: float, repo: str | None, known_repos: Sequence[str]
+) -> Decision:
+    """Queue or decline a scored ticket; an accepted ticket with no usable repository fails with the fix."""
+    if not accepted:
+        return Decision(Stage.DECLINED, f"score {value:.2f} is below the threshold {threshold:.2f}")
+    if repo is None:
+        return Decision(Stage.FAILED, "no repository is configured for this ticket: set `repo` on its tracker")
+    if repo not in known_repos:
+        listed = ", ".join(repr(r) for r in known_repos) or "none"
+        return Decision(
+            Stage.FAILED,
+            f"the ticket names the repository {repo!r}, which is not configured; configured repositories: "
+            f"{listed}. Set `repo` on the ticket to one of them (or add a [[repos]] entry)",
+        )
+    return Decision(Stage.QUEUED, f"score {value:.2f} is at or above the threshold {threshold:.2f}")
+
+
+def unroutable(error: str) -> Decision:
+    """A ticket that could not be observed or evaluated: reported on the ticket, skipped, never fatal."""
+    return Decision(Stage.FAILED, f"tracker-bridge could not process this ticket: {error}")
+
+
+def budget_spent(view: TicketView, daily_budget_usd: float) -> Decision:
+    """The agent waits for the budget; the ticket keeps its stage (a publish is never held back: see `recover`)."""
+    return Decision(
+        view.stage,
+        f"the daily budget of ${daily_budget_usd:.2f} is spent; the agent takes this ticket when it renews",
+        phase=view.phase,
+    )
+
+
+def take(view: TicketView) -> Decision:
+    """The agent starts on a queued ticket, or on the feedback of an iteration."""
+    reason = "the agent took the ticket" if view.stage is Stage.QUEUED else view.reason
+    return Decision(Stage.RUNNING, reason, phase=Phase.AGENT, effect=Effect.RUN)
+
+
+def due(view: TicketView, now: datetime) -> bool:
+    """A ticket waiting out a retry delay is left alone until its time comes."""
+    return view.retry_at is None or view.retry_at <= now
+
+
+def recover(view: TicketView, pr: PullRequest | None, last: RunView | None) -> Decision:
+    """A `running` ticket with no run under way: after a crash, a publish to retry, an iteration to start."""
+    if view.pr_id is None and pr is not None and pr.state is PullRequestState.OPEN:
+        # The pull request was opened before the crash: adopt it instead of running the agent again.
+        return Decision(Stage.RUNNING, view.reason, phase=Phase.PUBLISHING, effect=Effect.ADOPT_PR)
+    publishable = (
+        last is not None
+        and last.status == "finished"
+        and last.outcome is RunOutcome.SUCCEEDED
+        and bool(last.commit_sha)
+        and last.workspace_ready
+    )
+    if last is not None and publishable and (pr is None or pr.head_sha != last.commit_sha):
+        # The run's commit is not on the pull request yet: publish it rather than run the agent again.
+        return Decision(Stage.RUNNING, view.reason, phase=Phase.PUBLISHING, effect=Effect.PUBLISH)
+    if (
+        view.phase is not Phase.ITERATING
+        and last is not None
+        and last.status == "finished"
+        and last.outcome is not RunOutcome.SUCCEEDED
+    ):
+        # The run ended before the crash but its verdict was not recorded on the ticket: record it now.
+        return Decision(Stage.FAILED, last.reason or "the agent's run failed")
+    return take(view)
+
+
+def run_finished(outcome: RunOutcome, reason: str) -> Decision:
+    """A SUCCEEDED run is published next (publish attempts counted from zero); anything else fails with why."""
+    if outcome is RunOutcome.SUCCEEDED:
+        return Decision(
+            Stage.RUNNING,
+            "the agent's change passes the tests; publishing it",
+            phase=Phase.PUBLISHING,
+            fields={"publish_attempts": 0, "retry_attempts": 0, "retry_at": None},
+            effect=Effect.PUBLISH,
+        )
+    return Decision(after_run(outcome), reason)
+
+
+def run_crashed(error: str) -> Decision:
+    return Decision(Stage.FAILED, f"tracker-bridge hit an error during the run: {error}")
+
+
+def _retry_note(policy: RetryPolicy, failures: int) -> str:
+    delay = policy.delay(failures)
+    when = "next cycle" if delay <= 0 else f"in {delay:.0f} s"
+    return f"tracker-bridge tries again {when} (attempt {failures} of {policy.attempts})"
+
+
+def workspace_unavailable(
+    view: TicketView, error: RemoteError, policy: RetryPolicy, now: datetime
+) -> Decision:
+    """The code host could not be reached to clone the workspace: transient errors are retried with backoff."""
+    failures = view.retry_attempts + 1
+    if not error.transient or failures >= policy.attempts:
+        return Decision(
+            Stage.FAILED,
+            f"the workspace could not be cloned from the code host: {error.explain()}",
+            fields={"retry_attempts": failures, "retry_at": None},
+        )
+    return Decision(
+        Stage.RUNNING,
+        f"the code host could not be reached to prepare the workspace ({error}); {_retry_note(policy, failures)}",
+        phase=Phase.AGENT,
+        fields={"retry_attempts": failures, "retry_at": now + timedelta(seconds=policy.delay(failures))},
+    )
+
+
+def publish_failed(view: TicketView, error: RemoteError, policy: RetryPolicy, now: datetime) -> Decision:
+    """The change passed its tests but pushing or proposing it failed: an outage must not throw the work away."""
+    failures = view.publish_attempts + 1
+    if not error.transient or failures >= policy.attempts:
+        return Decision(
+            Stage.FAILED,
+            f"the change could not be pushed or proposed: {error.explain()}",
+            fields={"publish_attempts": failures, "retry_at": None},
+        )
+    return Decision(
+        Stage.RUNNING,
+        f"the change passes the tests but publishing it failed ({error}); {_retry_note(policy, failures)}",
+        phase=Phase.PUBLISHING,
+        fields={"publish_attempts": failures, "retry_at": now + timedelta(seconds=policy.delay(failures))},
+    )
+
+
+def published(iterations: int, max_iterations: int) -> Decision:
+    reason = "the agent's change passes the tests; the pull request is open"
+    if iterations:
+        reason = (
+            f"iteration {iterations} of {max_iterations}: the agent's change for the feedback on the pull request "
+            "passes the tests and was pushed to the same pull request"
+        )
+    return Decision(Stage.REVIEW, reason, fields={"retry_attempts": 0, "retry_at": None})
+
+
+def move_failed(stage: Stage, column: str, error: str) -> Decision | None:
+    """A card that cannot be moved fails the ticket; a failed ticket has nowhere further to go (None: keep it)."""
+    if stage is Stage.FAILED:
+        return None
+    return Decision(Stage.FAILED, f"tracker-bridge could not move the card to {column!r}: {error}")
+
+
+def pull_request_decision(
+    pr: PullRequest, view: TicketView, *, max_iterations: int, iterated_feedback: Sequence[str] | None
+) -> Decision | None:
+    """The board follows the pull request: a new stage, another iteration, or None when nothing changes."""
+    d = on_pull_request(
+        pr,
+        stage=view.stage,
+        iterations=view.iterations,
+        max_iterations=max_iterations,
+        iterated_sha=view.iterated_sha,
+        iterated_feedback=iterated_feedback,
+    )
+    fields: TicketFields = {"pr_state": pr.state, "pr_url": pr.url}
+    if d.iterate:
+        fields["iterations"] = view.iterations + 1
+        fields["iterated_sha"] = pr.head_sha
+        fields["feedback_json"] = json.dumps(d.feedback)
+        return Decision(Stage.RUNNING, d.reason, phase=Phase.ITERATING, fields=fields)
+    if d.stage is view.stage and (not d.reason or d.reason == view.reason) and pr.state is view.pr_state:
+        return None
+    return Decision(d.stage, d.reason or view.reason, fields=fields)

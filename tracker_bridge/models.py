@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
+from typing import TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +30,21 @@ class Stage(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self in (Stage.DONE, Stage.DECLINED, Stage.FAILED, Stage.CANCELLED)
+
+
+class Phase(StrEnum):
+    """What a `running` ticket is doing: the stage users see stays `running`, the engine knows which of the three.
+
+    - AGENT: an agent run is (or, after a crash, was) at work;
+    - PUBLISHING: a run finished with passing tests and its change waits to be pushed and proposed (this costs no
+      agent budget, so a spent daily budget never holds it back);
+    - ITERATING: feedback on the pull request waits for the agent's next run.
+    """
+
+    AGENT = "agent"
+    PUBLISHING = "publishing"
+    ITERATING = "iterating"
+
 
 
 class Ticket(BaseModel):
@@ -167,3 +183,34 @@ class Run(BaseModel):
     summary: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class TicketFields(TypedDict, total=False):
+    """The fields of a ticket the engine writes, by name and type: a misspelt or mistyped write fails `mypy`, not
+    a run at three in the morning."""
+
+    title: str
+    url: str
+    stage: Stage
+    phase: Phase | None
+    reason: str
+    repo: str | None
+    branch: str | None
+    content_hash: str
+    score: float | None
+    score_json: str | None
+    actor: str | None
+    trigger_via: str | None
+    pr_id: str | None
+    pr_url: str | None
+    pr_state: PullRequestState | None
+    iterations: int
+    feedback_json: str | None
+    iterated_sha: str | None
+    column_applied: str | None
+    comment_hash: str | None
+    progress: str | None
+    publish_attempts: int
+    retry_attempts: int
+    retry_at: datetime | None
+    synced: bool

@@ -78,11 +78,30 @@ class Trigger:
         return self.has_label(ticket.labels) or self.in_column(ticket.column)
 
 
-class TrackerError(Exception):
+class RemoteError(Exception):
+    """A remote service refused or failed a request: the one error tree the engine reasons about.
+
+    `transient` says whether trying again later may succeed (a timeout, 429, 5xx, a host outage while cloning or
+    pushing): the engine then retries across cycles with backoff and counts the attempts in the status comment.
+    A permanent error (bad credentials, a missing project) fails the ticket at once with `fix`. Connectors that
+    do not know default to transient: the engine's retries are bounded, so the worst case is a later failure.
+    """
+
+    def __init__(self, message: str = "", *, fix: str = "", transient: bool = True) -> None:
+        super().__init__(message)
+        self.fix = fix
+        self.transient = transient
+
+    def explain(self) -> str:
+        text = str(self)
+        return f"{text} (fix: {self.fix})" if self.fix and self.fix not in text else text
+
+
+class TrackerError(RemoteError):
     """A tracker refused or failed a request; the message says what and, where known, how to fix it."""
 
 
-class CodeHostError(Exception):
+class CodeHostError(RemoteError):
     """A code host refused or failed a request."""
 
 

@@ -8,6 +8,8 @@ Signals, as a service manager expects them:
   after a crash) and exits 0. A second SIGTERM or SIGINT exits at once (the agents die with the daemon).
 - SIGHUP: the configuration file is read again; a file that does not load keeps the last good configuration running
   and the log says why.
+Between cycles, `Engine.tend()` runs every second: it writes what the runs reported (progress, a finished run, a
+published change) without polling any tracker, so a long poll interval never delays a run's result.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ CLEANUP_EVERY = 600.0  # seconds between workspace cleanups (settled tickets, fa
 
 # What a restart is needed for: the store, the folders, the worker pool and the web server are made at start.
 RESTART_KEYS = (("bridge", "state"), ("bridge", "state_dir"), ("bridge", "max_concurrent_runs"), ("web", None))
+TEND_JOB_ID = "tend"
+TEND_INTERVAL_S = 1.0
 
 
 class Daemon:
@@ -75,6 +79,15 @@ class Daemon:
             cleanup(self.engine.settings, self.engine.store)
         except Exception:  # a folder that cannot be removed now is tried again next time
             log.exception("workspace.cleanup_failed")
+        self.scheduler.add_job(
+            self._tend, "interval", id=TEND_JOB_ID, seconds=TEND_INTERVAL_S, max_instances=1, coalesce=True
+        )
+
+    def _tend(self) -> None:
+        try:
+            self.engine.tend()
+        except Exception:
+            log.exception("tend.failed")
 
     def _cycle(self) -> None:
         if self._stopping.is_set():

@@ -2,6 +2,10 @@
 
 SQLAlchemy 2 on SQLite by default (WAL mode, one file, no server); any SQLAlchemy URL works (PostgreSQL for several
 replicas). The schema is versioned: `MIGRATIONS` brings an older file up to date at open.
+
+An idle cycle must cost the same with 10 or 10,000 stored tickets, so every query the cycle makes selects by an
+indexed column (`stage`, `synced`, `ticket_id`) and never walks the whole table: `synced` is cleared by every
+write that can change what the board shows and set again once the card and the status comment match the store.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Unpack
 
 from sqlalchemy import (
+    Boolean,
     Engine,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -27,11 +34,33 @@ from sqlalchemy import (
     inspect,
     select,
 )
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from tracker_bridge.models import PullRequest, Run, RunOutcome, RunUsage, Score, Stage
+from tracker_bridge.models import (
+    Phase,
+    PullRequest,
+    PullRequestState,
+    Run,
+    RunOutcome,
+    RunUsage,
+    Score,
+    Stage,
+    TicketFields,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Writes to these fields record what the board already shows; every other ticket write may change it.
+_SYNC_FIELDS = frozenset({"column_applied", "comment_hash", "synced"})
+
+
+def _enum(enum: type[StrEnum]) -> SAEnum:
+    """A StrEnum stored as its value in a plain VARCHAR (no native type: SQLite and PostgreSQL alike)."""
+    return SAEnum(
+        enum, native_enum=False, create_constraint=False, length=32, validate_strings=True,
+        values_callable=lambda members: [m.value for m in members],
+    )  # fmt: skip
 
 
 def utcnow() -> datetime:
@@ -52,14 +81,21 @@ class TicketRow(Base):
     """What the daemon knows of one ticket; `stage` is the truth the board is brought to."""
 
     __tablename__ = "tickets"
-    __table_args__ = (UniqueConstraint("tracker", "ref"),)
+    __table_args__ = (
+        UniqueConstraint("tracker", "ref"),
+        Index("ix_tickets_stage", "stage"),
+        Index("ix_tickets_synced", "synced"),
+        Index("ix_tickets_ref", "ref"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tracker: Mapped[str] = mapped_column(String(128))
     ref: Mapped[str] = mapped_column(String(256))
     title: Mapped[str] = mapped_column(Text, default="")
     url: Mapped[str] = mapped_column(Text, default="")
-    stage: Mapped[str] = mapped_column(String(32), default=Stage.SEEN.value)
+    stage: Mapped[Stage] = mapped_column(_enum(Stage), default=Stage.SEEN)
+    # The sub-state of a `running` ticket (None in every other stage); see models.Phase.
+    phase: Mapped[Phase | None] = mapped_column(_enum(Phase), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     repo: Mapped[str | None] = mapped_column(String(128), nullable=True)
     branch: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -70,7 +106,7 @@ class TicketRow(Base):
     trigger_via: Mapped[str | None] = mapped_column(String(16), nullable=True)  # label | column
     pr_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     pr_url: Mapped[str | None] = mapped_column(Text, nullable=True)
-    pr_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    pr_state: Mapped[PullRequestState | None] = mapped_column(_enum(PullRequestState), nullable=True)
     iterations: Mapped[int] = mapped_column(Integer, default=0)
     feedback_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     iterated_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)  # PR head already iterated on
@@ -78,6 +114,13 @@ class TicketRow(Base):
     column_applied: Mapped[str | None] = mapped_column(Text, nullable=True)
     comment_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     progress: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Publishing a finished run: attempts so far (shown in the comment) and when the next one is due.
+    publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Transient failures (an outage while cloning the workspace, ...) of the current step, and when to retry.
+    retry_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # False until the card and the status comment show what this row says; an idle cycle skips synced rows.
+    synced: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -96,6 +139,7 @@ class TicketRow(Base):
 
 class RunRow(Base):
     __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_ticket_id", "ticket_id"), Index("ix_runs_started_at", "started_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
@@ -143,6 +187,7 @@ class EffectRow(Base):
     """One side effect done on a remote, for the audit trail (`status`, the dashboard, tests)."""
 
     __tablename__ = "effects"
+    __table_args__ = (Index("ix_effects_ticket_id", "ticket_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
@@ -161,8 +206,47 @@ class CursorRow(Base):
     error_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class RejectionRow(Base):
+    """A ticket a tracker showed but that could not be read, parsed or routed: reported, skipped, never fatal."""
+
+    __tablename__ = "rejections"
+    __table_args__ = (UniqueConstraint("tracker", "ref"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tracker: Mapped[str] = mapped_column(String(128))
+    ref: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def _v1_to_v2(engine: Engine) -> None:
+    """Ticket phases, publish and retry counters, the `synced` flag, and the indexes an idle cycle needs."""
+    timestamp = "TIMESTAMP" if engine.dialect.name == "postgresql" else "DATETIME"
+    columns = {
+        "phase": "VARCHAR(32)",
+        "publish_attempts": "INTEGER NOT NULL DEFAULT 0",
+        "retry_attempts": "INTEGER NOT NULL DEFAULT 0",
+        "retry_at": timestamp,
+        "synced": "BOOLEAN NOT NULL DEFAULT FALSE",
+    }
+    with engine.begin() as conn:
+        existing = {c["name"] for c in inspect(conn).get_columns("tickets")}
+        for name, ddl in columns.items():
+            if name not in existing:
+                conn.exec_driver_sql(f"ALTER TABLE tickets ADD COLUMN {name} {ddl}")
+        for index, table, column in (
+            ("ix_tickets_stage", "tickets", "stage"),
+            ("ix_tickets_synced", "tickets", "synced"),
+            ("ix_tickets_ref", "tickets", "ref"),
+            ("ix_runs_ticket_id", "runs", "ticket_id"),
+            ("ix_runs_started_at", "runs", "started_at"),
+            ("ix_effects_ticket_id", "effects", "ticket_id"),
+        ):
+            conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {index} ON {table} ({column})")
+
+
 # Each entry upgrades the schema from version N to N+1 (index 0: 1 -> 2). Append, never edit.
-MIGRATIONS: list[Callable[[Engine], None]] = []
+MIGRATIONS: list[Callable[[Engine], None]] = [_v1_to_v2]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -186,6 +270,7 @@ class Store:
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite allows one writer; worker threads and the poll loop take turns here instead of hitting "locked".
         self.lock = threading.RLock()
+        self._local = threading.local()
         self._migrate()
 
     def _migrate(self) -> None:
@@ -218,8 +303,23 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A transaction; inside `transaction()` the store calls of this thread share the enclosing one."""
+        current: Session | None = getattr(self._local, "session", None)
+        if current is not None:
+            yield current
+            return
         with self.lock, self._session() as s, s.begin():
-            yield s
+            self._local.session = s
+            try:
+                yield s
+            finally:
+                self._local.session = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several store calls as one transaction (all or nothing, one commit)."""
+        with self.session():
+            yield
 
     def close(self) -> None:
         self.engine.dispose()
@@ -240,24 +340,66 @@ class Store:
             s.flush()
             return row, True
 
-    def update_ticket(self, row_id: int, **fields: Any) -> TicketRow:
+    def update_ticket(self, row_id: int, **fields: Unpack[TicketFields]) -> TicketRow:
         with self.session() as s:
             row = s.get(TicketRow, row_id)
             assert row is not None
             for k, v in fields.items():
                 setattr(row, k, v)
-            row.updated_at = utcnow()
+            if not _SYNC_FIELDS.issuperset(fields):
+                row.synced = False
+                row.updated_at = utcnow()
             s.flush()
             return row
 
-    def tickets(self, *, tracker: str | None = None, stages: tuple[Stage, ...] | None = None) -> list[TicketRow]:
+    def tickets(
+        self,
+        *,
+        tracker: str | None = None,
+        stages: tuple[Stage, ...] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[TicketRow]:
         with self.session() as s:
             q = select(TicketRow).order_by(TicketRow.id)
             if tracker is not None:
                 q = q.where(TicketRow.tracker == tracker)
             if stages is not None:
-                q = q.where(TicketRow.stage.in_([st.value for st in stages]))
+                q = q.where(TicketRow.stage.in_(stages))
+            if limit is not None:
+                q = q.limit(limit).offset(offset)
             return list(s.scalars(q))
+
+    def stage_counts(self) -> dict[Stage, int]:
+        with self.session() as s:
+            q = select(TicketRow.stage, func.count()).group_by(TicketRow.stage)
+            return {Stage(stage): int(n) for stage, n in s.execute(q)}
+
+    def tickets_to_sync(self) -> list[TicketRow]:
+        """Tickets whose card or status comment may lag the store (see `synced`)."""
+        with self.session() as s:
+            return list(s.scalars(select(TicketRow).where(TicketRow.synced.is_(False)).order_by(TicketRow.id)))
+
+    def tickets_following_prs(self) -> list[TicketRow]:
+        """Tickets whose pull request the engine watches: in review, or failed with the pull request still open."""
+        with self.session() as s:
+            q = select(TicketRow).where(
+                (TicketRow.stage == Stage.REVIEW)
+                | ((TicketRow.stage == Stage.FAILED) & (TicketRow.pr_state == PullRequestState.OPEN))
+            )
+            return list(s.scalars(q.order_by(TicketRow.id)))
+
+    def ticket_costs(self, ticket_ids: list[int] | None = None) -> dict[int, float]:
+        """Tickets' total run costs in one query (a listing must not ask once per ticket)."""
+        with self.session() as s:
+            q = select(RunRow.ticket_id, func.sum(RunRow.cost_usd)).group_by(RunRow.ticket_id)
+            if ticket_ids is not None:
+                q = q.where(RunRow.ticket_id.in_(ticket_ids))
+            return {int(tid): float(cost or 0.0) for tid, cost in s.execute(q)}
+
+    def total_cost(self) -> float:
+        with self.session() as s:
+            return float(s.scalar(select(func.coalesce(func.sum(RunRow.cost_usd), 0.0))) or 0.0)
 
     def find_ticket(self, ref: str) -> TicketRow | None:
         with self.session() as s:
@@ -279,6 +421,9 @@ class Store:
             assert run is not None
             for k, v in fields.items():
                 setattr(run, k, v)
+            ticket = s.get(TicketRow, run.ticket_id)
+            if ticket is not None:
+                ticket.synced = False  # the status comment shows the last run's usage and outcome
             s.flush()
             return run
 
@@ -367,13 +512,41 @@ class Store:
             row.error_at = utcnow()
             s.merge(row)
 
+    def record_rejection(self, tracker: str, ref: str, reason: str) -> bool:
+        """Remember why a ticket was skipped; True when this is news (a new ticket or a new reason)."""
+        with self.session() as s:
+            row = s.scalars(
+                select(RejectionRow).where(RejectionRow.tracker == tracker, RejectionRow.ref == ref)
+            ).first()
+            if row is not None and row.reason == reason:
+                return False
+            if row is None:
+                row = RejectionRow(tracker=tracker, ref=ref)
+                s.add(row)
+            row.reason = reason
+            row.seen_at = utcnow()
+            return True
+
+    def clear_rejection(self, tracker: str, ref: str) -> None:
+        with self.session() as s:
+            for row in s.scalars(
+                select(RejectionRow).where(RejectionRow.tracker == tracker, RejectionRow.ref == ref)
+            ):
+                s.delete(row)
+
+    def rejections(self) -> list[RejectionRow]:
+        with self.session() as s:
+            return list(s.scalars(select(RejectionRow).order_by(RejectionRow.id)))
+
     def cursors(self) -> list[CursorRow]:
         with self.session() as s:
             return list(s.scalars(select(CursorRow)))
 
 
-def pr_fields(pr: PullRequest) -> dict[str, Any]:
-    return {"pr_id": pr.id, "pr_url": pr.url, "pr_state": pr.state.value}
+def pr_fields(pr: PullRequest) -> TicketFields:
+    return {"pr_id": pr.id, "pr_url": pr.url, "pr_state": pr.state}
+
+
 # Modules whose tables live in this store; imported here so that Store's create_all makes them.
 from tracker_bridge import control as _control  # noqa: E402, F401
 from tracker_bridge import lease as _lease  # noqa: E402, F401

@@ -27,7 +27,7 @@ from tracker_bridge.config import Settings
 from tracker_bridge.models import Stage
 from tracker_bridge.scoring.model import describe_weights, load_weights
 from tracker_bridge.store import Store, TicketRow
-from tracker_bridge.views import ticket_detail, ticket_summaries
+from tracker_bridge.views import rejected_summaries, ticket_detail, ticket_summaries
 
 SIGNATURE_HEADERS = ("x-hub-signature-256", "x-hub-signature", "linear-signature")
 
@@ -53,10 +53,10 @@ class StoreCollector(Collector):
         self.store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        tickets = self.store.tickets()
+        counts = self.store.stage_counts()  # one grouped query, not a walk over every ticket
         by_stage = GaugeMetricFamily("tracker_bridge_tickets", "Tickets known, by stage", labels=["stage"])
         for stage in Stage:
-            by_stage.add_metric([stage.value], sum(1 for t in tickets if t.stage == stage.value))
+            by_stage.add_metric([stage.value], counts.get(stage, 0))
         yield by_stage
         runs = self.store.all_runs()
         outcomes = CounterMetricFamily("tracker_bridge_runs", "Agent runs, by outcome", labels=["outcome"])
@@ -75,6 +75,9 @@ class StoreCollector(Collector):
         for c in self.store.cursors():
             errors.add_metric([c.tracker], 1.0 if c.last_error else 0.0)
         yield errors
+
+
+PAGE_SIZE = 100  # tickets per dashboard page
 
 
 def _row_html(t: dict[str, object]) -> str:
@@ -107,16 +110,30 @@ def create_app(settings: Settings, store: Store, wake: Callable[[], None] | None
         return store.ticket(tracker, ref)
 
     async def dashboard(request: Request) -> HTMLResponse:
-        rows = ticket_summaries(settings, store)
-        spent = sum(float(r["cost_usd"]) for r in rows)
+        # Paged: the page stays fast with 10,000 stored tickets.
+        asked = request.query_params.get("page", "1")
+        page = max(int(asked), 1) if asked.isdigit() else 1
+        rows = ticket_summaries(settings, store, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        total = sum(store.stage_counts().values())
+        spent = store.total_cost()
         errors = "".join(
             f'<p class="errors">last poll of {html.escape(c.tracker)} failed: {html.escape(c.last_error)}</p>'
             for c in store.cursors()
             if c.last_error
         )
+        errors += "".join(
+            f'<p class="errors">skipped {html.escape(r["tracker"])}/{html.escape(r["ref"])}: '
+            f'{html.escape(r["reason"])}</p>'
+            for r in rejected_summaries(store)
+        )
+        pages = "".join(
+            f" · <a href='/?page={n}'>{label}</a>"
+            for n, label in ((page - 1, "previous"), (page + 1, "next"))
+            if n >= 1 and (n - 1) * PAGE_SIZE < total
+        )
         body = (
-            f"<p>{len(rows)} ticket(s) · ${spent:.2f} spent · daily budget ${settings.agent.daily_budget_usd:.2f}"
-            f" · <a href='/api/tickets'>JSON</a> · <a href='/metrics'>metrics</a></p>"
+            f"<p>{total} ticket(s) · ${spent:.2f} spent · daily budget ${settings.agent.daily_budget_usd:.2f}"
+            f" · <a href='/api/tickets'>JSON</a> · <a href='/metrics'>metrics</a>{pages}</p>"
             f"<p>scoring: {html.escape(describe_weights(load_weights(settings.state_dir)))}</p>{errors}"
             "<table><tr><th>ticket</th><th>tracker</th><th>stage</th><th>column</th><th>score</th><th>cost</th>"
             "<th>pull request</th><th>why</th></tr>" + "".join(_row_html(r) for r in rows) + "</table>"
@@ -147,6 +164,9 @@ def create_app(settings: Settings, store: Store, wake: Callable[[], None] | None
 
     async def api_tickets(request: Request) -> JSONResponse:
         return JSONResponse(ticket_summaries(settings, store))
+
+    async def api_rejected(request: Request) -> JSONResponse:
+        return JSONResponse(rejected_summaries(store))
 
     async def api_ticket(request: Request) -> JSONResponse:
         row = find(request.path_params["tracker"], request.path_params["ref"])
@@ -197,6 +217,7 @@ def create_app(settings: Settings, store: Store, wake: Callable[[], None] | None
             Route("/", dashboard),
             Route("/tickets/{tracker}/{ref:path}", ticket_page),
             Route("/api/tickets", api_tickets),
+            Route("/api/rejected", api_rejected),
             Route("/api/tickets/{tracker}/{ref:path}", api_ticket),
             Route("/api/runs/{run_id:int}/trace", api_trace),
             Route("/metrics", metrics),

@@ -151,7 +151,12 @@ def test_a_rejected_push_is_tried_again_without_running_the_agent_again(journey:
     assert row is not None and len(store.runs(row.id)) == 1  # the agent ran once; only the publish was repeated
 
 
-def test_a_push_refused_every_time_fails_the_ticket_after_three_tries(journey: Journey) -> None:
+def test_a_push_refused_every_time_fails_the_ticket_after_three_tries(tmp_path: Path) -> None:
+    # Publishing is retried with backoff over a long window by default; three quick tries make the test short.
+    journey = make_journey(tmp_path)
+    text = journey.config.read_text()
+    quick = "max_concurrent_runs = 2\nretry_attempts = 3\nretry_backoff = 0"
+    journey.config.write_text(text.replace("max_concurrent_runs = 2", quick))
     hook = journey.repo / ".git" / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'push refused by policy' >&2\nexit 1\n")
     hook.chmod(0o755)

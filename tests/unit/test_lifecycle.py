@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+import pytest
+
 from tracker_bridge import lifecycle
 from tracker_bridge.config import StagesConfig
-from tracker_bridge.lifecycle import PollAction, on_poll, on_pull_request
-from tracker_bridge.models import ChecksState, PullRequest, PullRequestState, ReviewState, RunOutcome, Stage, Ticket
-from tracker_bridge.protocols import Trigger
+from tracker_bridge.lifecycle import Decision, Effect, PollAction, RunView, TicketView, on_poll, on_pull_request
+from tracker_bridge.models import (
+    ChecksState,
+    Phase,
+    PullRequest,
+    PullRequestState,
+    ReviewState,
+    RunOutcome,
+    Stage,
+    Ticket,
+)
+from tracker_bridge.protocols import CodeHostError, Trigger
 
 TRIGGER = Trigger(label="agent-ready", column="Agent")
 
@@ -115,3 +128,106 @@ def test_trigger_ignores_case_and_surrounding_spaces_for_label_and_column() -> N
     # A queued label-triggered ticket stays queued while the label is there in any spelling.
     assert lifecycle.still_triggered(ticket(labels=("AGENT-READY",)), TRIGGER, "label")
     assert not lifecycle.still_triggered(ticket(labels=()), TRIGGER, "label")
+
+
+# --- decisions: every stage change the engine makes --------------------------------------------------------------
+
+NOW = datetime(2026, 1, 5, 9, 0, 0)
+POLICY = lifecycle.RetryPolicy(attempts=4, backoff_s=30)
+
+
+def view(stage: Stage = Stage.RUNNING, phase: Phase | None = Phase.AGENT, **kw: object) -> TicketView:
+    return TicketView(ref="PAY-1", stage=stage, phase=phase, **kw)  # type: ignore[arg-type]
+
+
+def run_view(status: str = "finished", outcome: RunOutcome | None = RunOutcome.SUCCEEDED,
+             commit: str | None = "c1", ready: bool = True) -> RunView:
+    return RunView(status=status, outcome=outcome, reason="tests failed twice", commit_sha=commit,
+                   workspace_ready=ready)
+
+
+@pytest.mark.parametrize(
+    ("decision", "stage", "phase", "effect", "reason_has"),
+    [
+        (lifecycle.trigger_removed(), Stage.CANCELLED, None, Effect.NONE, "trigger was removed"),
+        (lifecycle.actor_refused("mallory"), Stage.SEEN, None, Effect.NONE, "added by mallory"),
+        (lifecycle.scored(accepted=False, value=0.3, threshold=0.6, repo="app", known_repos=["app"]),
+         Stage.DECLINED, None, Effect.NONE, "below the threshold"),
+        (lifecycle.scored(accepted=True, value=0.8, threshold=0.6, repo="app", known_repos=["app"]),
+         Stage.QUEUED, None, Effect.NONE, "at or above"),
+        (lifecycle.scored(accepted=True, value=0.8, threshold=0.6, repo=None, known_repos=["app"]),
+         Stage.FAILED, None, Effect.NONE, "set `repo` on its tracker"),
+        (lifecycle.scored(accepted=True, value=0.8, threshold=0.6, repo="../../etc", known_repos=["app", "web"]),
+         Stage.FAILED, None, Effect.NONE, "configured repositories: 'app', 'web'"),
+        (lifecycle.take(view(Stage.QUEUED, None)), Stage.RUNNING, Phase.AGENT, Effect.RUN, "took the ticket"),
+        (lifecycle.budget_spent(view(Stage.QUEUED, None), 5.0), Stage.QUEUED, None, Effect.NONE, "$5.00 is spent"),
+        (lifecycle.run_finished(RunOutcome.SUCCEEDED, ""), Stage.RUNNING, Phase.PUBLISHING, Effect.PUBLISH,
+         "publishing it"),
+        (lifecycle.run_finished(RunOutcome.TESTS_FAILED, "tests failed"), Stage.FAILED, None, Effect.NONE,
+         "tests failed"),
+        (lifecycle.run_crashed("boom"), Stage.FAILED, None, Effect.NONE, "error during the run: boom"),
+        (lifecycle.published(0, 2), Stage.REVIEW, None, Effect.NONE, "pull request is open"),
+        (lifecycle.published(1, 2), Stage.REVIEW, None, Effect.NONE, "iteration 1 of 2"),
+        (lifecycle.move_failed(Stage.QUEUED, "Agent", "no such column"), Stage.FAILED, None, Effect.NONE,
+         "could not move the card to 'Agent'"),
+    ],
+)
+def test_each_rule_decides_stage_phase_effect_and_reason(
+    decision: Decision, stage: Stage, phase: Phase | None, effect: Effect, reason_has: str
+) -> None:
+    assert (decision.stage, decision.phase, decision.effect) == (stage, phase, effect)
+    assert reason_has in decision.reason
+
+
+def test_a_card_move_that_fails_on_a_failed_ticket_changes_nothing() -> None:
+    assert lifecycle.move_failed(Stage.FAILED, "Needs Human", "gone") is None
+
+
+@pytest.mark.parametrize(
+    ("pr_state", "last", "phase", "effect", "stage"),
+    [
+        (PullRequestState.OPEN, None, Phase.AGENT, Effect.ADOPT_PR, Stage.RUNNING),  # opened before the crash
+        (None, run_view(), Phase.AGENT, Effect.PUBLISH, Stage.RUNNING),  # finished, not pushed yet
+        (None, run_view(ready=False), Phase.PUBLISHING, Effect.RUN, Stage.RUNNING),  # the workspace is gone
+        (None, run_view(outcome=RunOutcome.TESTS_FAILED), Phase.AGENT, Effect.NONE, Stage.FAILED),  # unrecorded
+        (None, run_view(status="interrupted", outcome=None), Phase.AGENT, Effect.RUN, Stage.RUNNING),  # killed
+        (None, None, Phase.ITERATING, Effect.RUN, Stage.RUNNING),  # feedback waits for the agent
+    ],
+)
+def test_crash_recovery_choices(
+    pr_state: PullRequestState | None, last: RunView | None, phase: Phase, effect: Effect, stage: Stage
+) -> None:
+    found = pr(pr_state) if pr_state else None
+    decision = lifecycle.recover(view(phase=phase), found, last)
+    assert (decision.effect, decision.stage) == (effect, stage)
+
+
+def test_transient_errors_are_retried_with_backoff_then_fail_with_the_fix() -> None:
+    error = CodeHostError("503", fix="wait for the host", transient=True)
+    first = lifecycle.publish_failed(view(phase=Phase.PUBLISHING), error, POLICY, NOW)
+    assert first.stage is Stage.RUNNING and first.fields["retry_at"] == NOW  # next cycle
+    assert "attempt 1 of 4" in first.reason
+    third = lifecycle.publish_failed(view(phase=Phase.PUBLISHING, publish_attempts=2), error, POLICY, NOW)
+    assert third.fields["retry_at"] == NOW + timedelta(seconds=60) and "in 60 s" in third.reason
+    last = lifecycle.publish_failed(view(phase=Phase.PUBLISHING, publish_attempts=3), error, POLICY, NOW)
+    assert last.stage is Stage.FAILED and "wait for the host" in last.reason
+    denied = CodeHostError("403", fix="give the token push rights", transient=False)
+    assert lifecycle.workspace_unavailable(view(), denied, POLICY, NOW).stage is Stage.FAILED
+    assert lifecycle.workspace_unavailable(view(), error, POLICY, NOW).phase is Phase.AGENT
+
+
+def test_a_retry_waits_for_its_time() -> None:
+    assert lifecycle.due(view(retry_at=None), NOW)
+    assert not lifecycle.due(view(retry_at=NOW + timedelta(seconds=1)), NOW)
+    assert [POLICY.delay(n) for n in (1, 2, 3, 4)] == [0, 30, 60, 120]
+
+
+def test_failing_ci_makes_an_iterating_decision_with_the_feedback() -> None:
+    failing = pr(checks=ChecksState.FAILING, head_sha="h2", feedback=["test_x failed"])
+    d = lifecycle.pull_request_decision(failing, view(Stage.REVIEW, None, iterated_sha="h1"), max_iterations=2,
+                                        iterated_feedback=None)
+    assert d is not None and d.stage is Stage.RUNNING and d.phase is Phase.ITERATING
+    assert d.fields["iterations"] == 1 and "test_x failed" in str(d.fields["feedback_json"])
+    same = pr(head_sha="h1")
+    unchanged = view(Stage.REVIEW, None, pr_state=PullRequestState.OPEN, reason="the pull request is open")
+    assert lifecycle.pull_request_decision(same, unchanged, max_iterations=2, iterated_feedback=None) is None

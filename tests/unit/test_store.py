@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tracker_bridge import store as store_mod
-from tracker_bridge.models import RunOutcome, RunUsage
+from tracker_bridge.models import RunOutcome, RunUsage, Stage
 from tracker_bridge.store import SCHEMA_VERSION, Store
 
 
@@ -48,7 +48,45 @@ def test_migrations_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     url = f"sqlite:///{tmp_path / 's.db'}"
     Store(url).close()
     applied: list[int] = []
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [lambda engine: applied.append(2)])
+    nxt = SCHEMA_VERSION + 1
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", nxt)
+    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, lambda engine: applied.append(nxt)])
     s = Store(url)
-    assert applied == [2] and s.schema_version == 2
+    assert applied == [nxt] and s.schema_version == nxt
+
+
+V1_SCHEMA = """
+CREATE TABLE meta (key VARCHAR(64) PRIMARY KEY, value TEXT);
+INSERT INTO meta VALUES ('schema_version', '1');
+CREATE TABLE tickets (id INTEGER PRIMARY KEY, tracker VARCHAR(128), ref VARCHAR(256), title TEXT, url TEXT,
+  stage VARCHAR(32), reason TEXT, repo VARCHAR(128), branch TEXT, content_hash VARCHAR(64), score FLOAT,
+  score_json TEXT, actor TEXT, trigger_via VARCHAR(16), pr_id TEXT, pr_url TEXT, pr_state VARCHAR(32),
+  iterations INTEGER, feedback_json TEXT, iterated_sha VARCHAR(64), column_applied TEXT, comment_hash VARCHAR(64),
+  progress TEXT, created_at DATETIME, updated_at DATETIME, UNIQUE (tracker, ref));
+CREATE TABLE runs (id INTEGER PRIMARY KEY, ticket_id INTEGER REFERENCES tickets(id), attempt INTEGER,
+  status VARCHAR(16), backend VARCHAR(32), branch TEXT, workspace TEXT, trace_path TEXT, outcome VARCHAR(32),
+  reason TEXT, summary TEXT, commit_sha VARCHAR(64), turns INTEGER, input_tokens INTEGER, output_tokens INTEGER,
+  cost_usd FLOAT, started_at DATETIME, finished_at DATETIME);
+CREATE TABLE effects (id INTEGER PRIMARY KEY, ticket_id INTEGER REFERENCES tickets(id), kind VARCHAR(32),
+  detail TEXT, done_at DATETIME);
+CREATE TABLE cursors (tracker VARCHAR(128) PRIMARY KEY, cursor TEXT, polled_at DATETIME, last_error TEXT,
+  error_at DATETIME);
+INSERT INTO tickets (id, tracker, ref, title, url, stage, reason, content_hash, iterations, pr_state,
+  created_at, updated_at) VALUES (1, 'demo', 'DEMO-1', 't', '', 'review', 'open', '', 0, 'open',
+  '2026-01-01 00:00:00', '2026-01-01 00:00:00');
+"""
+
+
+def test_a_version_1_file_gets_the_new_columns_and_the_indexes_the_cycle_needs(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(V1_SCHEMA)
+    conn.close()
+    s = Store(f"sqlite:///{db}")
+    assert s.schema_version == SCHEMA_VERSION
+    row = s.ticket("demo", "DEMO-1")
+    assert row is not None and row.stage is Stage.REVIEW and row.publish_attempts == 0 and not row.synced
+    assert [r.ref for r in s.tickets_following_prs()] == ["DEMO-1"]
+    s.close()
+    indexes = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"ix_runs_ticket_id", "ix_effects_ticket_id", "ix_tickets_stage"} <= indexes
