@@ -96,15 +96,30 @@ def run(
 
             daemon = Daemon(engine, settings.bridge.poll_interval)
             if settings.web.enabled:
-                from tracker_bridge.web import create_app, serve_in_thread
-
-                app_ = create_app(settings, store, wake=daemon.wake)
-                serve_in_thread(app_, settings.web.host, settings.web.port)
-                err.print(f"dashboard on http://{settings.web.listen}/", highlight=False)
+                _start_web(settings, store, daemon)
             daemon.run()
     finally:
         engine.shutdown()
         store.close()
+
+
+def _start_web(settings: Settings, store: Store, daemon: Any) -> None:
+    """Listen first, then say so: a port that cannot be bound stops the start with exit 2 and the fix."""
+    from tracker_bridge.loop_health import LoopHealth
+    from tracker_bridge.web import WebBindError, bind_socket, create_app, security_warnings, serve_in_thread
+
+    try:
+        sock = bind_socket(settings.web.host, settings.web.port)
+    except WebBindError as exc:
+        err.print("[bold red]tracker-bridge cannot start:[/]")
+        err.print(f"  - {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from exc
+    for warning in security_warnings(settings):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    health = LoopHealth(settings.bridge.poll_interval)
+    daemon.on_cycle_end.append(health.cycle_finished)
+    serve_in_thread(create_app(settings, store, wake=daemon.wake, loop=health), sock)
+    err.print(f"dashboard on http://{settings.web.listen}/", highlight=False)
 
 
 @app.command()

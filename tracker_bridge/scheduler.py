@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import signal
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -24,6 +26,8 @@ class Daemon:
         self.engine = engine
         self.interval = interval
         self.scheduler = BlockingScheduler(timezone=UTC)
+        # Told the duration of every cycle that ended, failed or not (the web's /healthz and metrics listen).
+        self.on_cycle_end: list[Callable[[float], None]] = []
         # max_instances=1 + coalesce: a slow cycle delays the next instead of stacking cycles up.
         self.scheduler.add_job(
             self._cycle,
@@ -36,11 +40,14 @@ class Daemon:
         )
 
     def _cycle(self) -> None:
+        began = time.monotonic()
         try:
             report = self.engine.cycle()
             log.info("cycle", polled=report.polled, started=report.started_runs, errors=report.poll_errors)
         except Exception:  # one bad cycle must not stop the daemon; the next one tries again
             log.exception("cycle.failed")
+        for listener in self.on_cycle_end:
+            listener(time.monotonic() - began)
 
     def wake(self) -> None:
         """Poll now rather than at the next interval (a cycle under way is not interrupted)."""
