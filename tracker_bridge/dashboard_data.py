@@ -325,7 +325,7 @@ def trace_turns(records: list[dict[str, Any]]) -> list[TraceTurn]:
         elif kind == "tool_result":
             out = r.get("output", "")
             step = TraceStep(
-                kind, ts, f"{r.get('tool', '')} → {_one_line(out, 100)}", _text(out), bool(r.get("is_error"))
+                kind, ts, f"{r.get('tool') or 'result'} → {_one_line(out, 100)}", _text(out), bool(r.get("is_error"))
             )
         elif kind == "text":
             step = TraceStep(kind, ts, _one_line(r.get("text", "")), _text(r.get("text", "")))

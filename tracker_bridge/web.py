@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 import structlog
+import uvicorn
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.platform_collector import PlatformCollector
@@ -125,13 +126,11 @@ def security_warnings(settings: Settings) -> list[str]:
     ]
 
 
-def serve_in_thread(app: Starlette, sock: socket.socket) -> threading.Thread:
-    import uvicorn
-
+def serve_in_thread(app: Starlette, sock: socket.socket) -> uvicorn.Server:
+    """Serve on an already bound socket; set `should_exit` on the returned server to stop it."""
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="web")
-    thread.start()
-    return thread
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="web").start()
+    return server
 
 
 # --- metrics ---------------------------------------------------------------------------------------------------------
