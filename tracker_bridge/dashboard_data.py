@@ -34,7 +34,9 @@ def human_duration(seconds: float | None) -> str:
         return f"{s}s"
     if s < 3600:
         return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    if s < 2 * 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
 # --- aggregates ------------------------------------------------------------------------------------------------------
@@ -218,6 +220,16 @@ def cursors(store: Store) -> list[CursorRow]:
 # --- one ticket ------------------------------------------------------------------------------------------------------
 
 
+EFFECT_TITLES = {
+    "move": "card moved to",
+    "comment": "status comment written",
+    "label": "label changed",
+    "push": "branch pushed",
+    "open_pr": "pull request opened",
+    "link_pr": "pull request linked on the ticket",
+}
+
+
 @dataclass
 class TimelineEntry:
     at: datetime
@@ -247,7 +259,15 @@ def timeline(store: Store, row: TicketRow) -> list[TimelineEntry]:
             )
     with store.session() as s:
         effects = list(s.scalars(select(EffectRow).where(EffectRow.ticket_id == row.id).order_by(EffectRow.id)))
-    entries.extend(TimelineEntry(e.done_at, "effect", e.kind.replace("_", " "), e.detail) for e in effects)
+    entries.extend(
+        TimelineEntry(
+            e.done_at,
+            "effect",
+            EFFECT_TITLES.get(e.kind, e.kind.replace("_", " ")),
+            "" if e.kind == "comment" else e.detail,  # a comment's detail is its content hash: noise here
+        )
+        for e in effects
+    )
     entries.append(TimelineEntry(row.updated_at, "stage", f"now {row.stage}", row.reason))
     entries.sort(key=lambda e: e.at)
     return entries
