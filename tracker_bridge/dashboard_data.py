@@ -90,14 +90,17 @@ def spend_by_day(store: Store, days: int = 30, today: date | None = None) -> lis
     today = today or utcnow().date()
     first = today - timedelta(days=days - 1)
     totals = {first + timedelta(days=i): 0.0 for i in range(days)}
+    day = func.date(RunRow.started_at)  # SQLite: 'YYYY-MM-DD' text; PostgreSQL: a date
     with store.session() as s:
         rows = s.execute(
-            select(RunRow.started_at, RunRow.cost_usd).where(RunRow.started_at >= datetime(first.year, first.month,
-                                                                                            first.day))
+            select(day, func.sum(RunRow.cost_usd))
+            .where(RunRow.started_at >= datetime(first.year, first.month, first.day))
+            .group_by(day)
         ).all()
-    for started, cost in rows:
-        if started.date() in totals:
-            totals[started.date()] += float(cost or 0.0)
+    for when, cost in rows:
+        key = when if isinstance(when, date) else date.fromisoformat(str(when))
+        if key in totals:
+            totals[key] += float(cost or 0.0)
     return [DaySpend(d, c) for d, c in totals.items()]
 
 

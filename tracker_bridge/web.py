@@ -42,7 +42,7 @@ from starlette.templating import Jinja2Templates
 from tracker_bridge import __version__, dashboard_data
 from tracker_bridge.agents.trace import read_trace
 from tracker_bridge.config import Settings, TrackerKind
-from tracker_bridge.control import Controls
+from tracker_bridge.control import ControlRow, Controls
 from tracker_bridge.loop_health import LoopHealth
 from tracker_bridge.store import Store, TicketRow, utcnow
 from tracker_bridge.views import ticket_detail, ticket_summaries
@@ -65,7 +65,7 @@ SIGNATURE_SCHEMES: dict[str, str] = {
 }
 
 
-def verify_webhook(secret: str, body: bytes, headers: dict[str, str], kind: TrackerKind | str = "github") -> bool:
+def verify_webhook(secret: str, body: bytes, headers: dict[str, str], kind: TrackerKind | str) -> bool:
     """True when `headers` carry the signature scheme of a `kind` tracker and it matches `body` under `secret`."""
     header = SIGNATURE_SCHEMES.get(kind)
     value = headers.get(header) if header else None
@@ -288,6 +288,8 @@ def create_app(
 ) -> Starlette:
     loop = loop or LoopHealth(settings.bridge.poll_interval)
     access = Access(settings)
+    # A store opened before tracker_bridge.control was first imported has no `controls` table yet.
+    ControlRow.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]
     controls = Controls(store)
     templates = make_templates()
     registry = CollectorRegistry()
