@@ -22,7 +22,7 @@ from tracker_bridge.store import CursorRow, EffectRow, RunRow, Store, TicketRow,
 PAGE_SIZE = 50
 
 
-def _duration(start: datetime | None, end: datetime | None) -> float | None:
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
     return (end - start).total_seconds() if start and end else None
 
 
@@ -166,7 +166,7 @@ class Outcome:
 
     @property
     def duration_s(self) -> float | None:
-        return _duration(self.run.started_at, self.run.finished_at)
+        return seconds_between(self.run.started_at, self.run.finished_at)
 
 
 def recent_outcomes(store: Store, page: int = 1, size: int = 20) -> Page:
@@ -250,7 +250,7 @@ def timeline(store: Store, row: TicketRow) -> list[TimelineEntry]:
             TimelineEntry(run.started_at, "run", f"run {run.attempt} started", f"{run.backend} on {run.branch}", run.id)
         )
         if run.finished_at is not None:
-            took = human_duration(_duration(run.started_at, run.finished_at))
+            took = human_duration(seconds_between(run.started_at, run.finished_at))
             entries.append(
                 TimelineEntry(
                     run.finished_at,

@@ -45,7 +45,7 @@ from tracker_bridge.config import Settings, TrackerKind
 from tracker_bridge.control import ControlRow, Controls
 from tracker_bridge.loop_health import LoopHealth
 from tracker_bridge.store import Store, TicketRow, utcnow
-from tracker_bridge.views import ticket_detail, ticket_summaries
+from tracker_bridge.views import ticket_detail, ticket_summaries, ticket_summary
 
 log = structlog.get_logger(__name__)
 
@@ -298,10 +298,12 @@ def create_app(
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
 
-    def page(handler: Endpoint) -> Endpoint:
+    def page(handler: Endpoint, *, sign_in: bool = True) -> Endpoint:
         async def guarded(request: Request) -> Response:
             if not access.reader_ok(request, api=False):
-                return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+                if sign_in:  # a person with a browser
+                    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+                return _unauthorized(access)  # a scraper
             return await handler(request)
 
         return guarded
@@ -396,7 +398,7 @@ def create_app(
             "timeline": dashboard_data.timeline(store, row),
             "tests": dashboard_data.test_outputs(last.trace_path) if last else [],
             "last_run": last,
-            "durations": {r.id: dashboard_data._duration(r.started_at, r.finished_at or utcnow()) for r in runs},
+            "durations": {r.id: dashboard_data.seconds_between(r.started_at, r.finished_at or utcnow()) for r in runs},
         }
         return templates.TemplateResponse(request, "ticket.html", context)
 
@@ -437,16 +439,11 @@ def create_app(
         return templates.TemplateResponse(request, "login.html", {**common(request), "next": target, "error": ""})
 
     async def api_tickets(request: Request) -> Response:
-        if "page" in request.query_params:
+        if "page" in request.query_params:  # the paged form, for large stores
             listing = dashboard_data.tickets_page(store, int_param(request, "page"))
-            rows = [ticket_summaries_for(line.ticket) for line in listing.items]
+            rows = [ticket_summary(settings, store, line.ticket) for line in listing.items]
             return JSONResponse({"tickets": rows, "page": listing.page, "pages": listing.pages, "total": listing.total})
         return JSONResponse(ticket_summaries(settings, store))
-
-    def ticket_summaries_for(row: TicketRow) -> dict[str, Any]:
-        from tracker_bridge.views import ticket_summary
-
-        return ticket_summary(settings, store, row)
 
     async def api_ticket(request: Request) -> Response:
         row = find(request.path_params["tracker"], request.path_params["ref"])
@@ -548,7 +545,6 @@ def create_app(
             wake()
         return PlainTextResponse("poll scheduled", status_code=202)
 
-    protected_metrics = page(metrics)
     return Starlette(
         routes=[
             Route("/", page(dashboard)),
@@ -565,7 +561,7 @@ def create_app(
             Route("/api/now", api(api_now)),
             Route("/api/tickets/{tracker}/{ref:path}", api(api_ticket)),
             Route("/api/runs/{run_id:int}/trace", api(api_trace)),
-            Route("/metrics", protected_metrics),
+            Route("/metrics", page(metrics, sign_in=False)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/webhooks/{tracker}", webhook, methods=["POST"]),

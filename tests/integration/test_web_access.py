@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tracker_bridge.config import Settings, settings_from_dict
+from tracker_bridge.config import ConfigError, Settings, settings_from_dict
 from tracker_bridge.control import Controls
 from tracker_bridge.loop_health import LoopHealth
 from tracker_bridge.models import Stage
@@ -70,9 +70,10 @@ def test_off_loopback_the_pages_need_the_token_through_a_sign_in(
 ) -> None:
     monkeypatch.setenv("TRACKER_BRIDGE_API_TOKEN", TOKEN)
     http, _ = app_for(make_settings(tmp_path, listen="0.0.0.0:8787"))
-    for path in ("/", "/tickets", "/tickets/demo/DEMO-7", "/fragments/now", "/metrics"):
+    for path in ("/", "/tickets", "/tickets/demo/DEMO-7", "/fragments/now", "/runs/1/trace"):
         answer = http.get(path, follow_redirects=False)
         assert answer.status_code == 303 and answer.headers["location"].startswith("/login"), path
+    assert http.get("/metrics").status_code == 401
     assert http.get("/metrics", headers=bearer(TOKEN)).status_code == 200  # a scraper sends the bearer token
     wrong = http.post("/login?next=/tickets", data={"token": "nope"}, follow_redirects=False)
     assert wrong.status_code == 401 and "not right" in wrong.text
@@ -105,8 +106,12 @@ def test_controls_record_requests_only_with_the_bearer_token(tmp_path: Path, mon
     ]
     assert 'id="paused-flag" class="flag paused"' in http.get("/").text
     assert http.post("/api/resume", headers=bearer(TOKEN)).json()["paused"] is False
+    # References with a slash and a hash (GitHub, GitLab) travel percent-encoded.
+    store.get_or_create_ticket("gh", "acme/app#12", title="A GitHub issue", stage=Stage.FAILED.value)
+    assert http.post("/api/tickets/acme%2Fapp%2312/retry", headers=bearer(TOKEN)).json()["ref"] == "acme/app#12"
+    assert http.get("/tickets/gh/acme%2Fapp%2312").status_code == 200
     controls.mark_done(controls.pending("stop")[0].id)
-    assert [c.kind for c in controls.pending()] == ["pause", "resume"]
+    assert [c.kind for c in controls.pending()] == ["pause", "resume", "retry"]
 
 
 def test_a_warning_names_a_dashboard_open_to_the_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,3 +162,10 @@ def test_readyz_says_whether_every_tracker_answered_its_last_poll(tmp_path: Path
     assert failing.json()["trackers"] == {"demo": "ok", "other": "last poll failed: connection refused"}
     store.save_cursor("other", "c1")
     assert http.get("/readyz").json() == {"ok": True, "trackers": {"demo": "ok", "other": "ok"}}
+
+
+def test_an_ipv6_listen_address_needs_brackets(tmp_path: Path) -> None:
+    assert make_settings(tmp_path, listen="[::1]:8787").web.host == "::1"
+    with pytest.raises(ConfigError) as err:
+        make_settings(tmp_path, listen="::1:8787")
+    assert "[web] listen" in str(err.value) and "[::1]:8787" in str(err.value)
