@@ -114,10 +114,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise WebBindError(f"[web] listen = {shown!r}: cannot listen there ({reason}). Fix: {fix}") from exc
 
 
+def api_token(settings: Settings) -> str | None:
+    """The API token, from the variable named by `[web] api_token_env` (the one place that reads it)."""
+    return os.environ.get(settings.web.api_token_env) or None
+
+
 def security_warnings(settings: Settings) -> list[str]:
     """What an operator should hear at start: a dashboard reachable from the network without a token."""
     web = settings.web
-    if is_loopback(web.host) or os.environ.get(web.api_token_env):
+    if is_loopback(web.host) or api_token(settings):
         return []
     return [
         f"[web] listen = {web.listen!r} is reachable from other machines and {web.api_token_env} is not set: "
@@ -197,7 +202,7 @@ class Access:
 
     def __init__(self, settings: Settings) -> None:
         self.env = settings.web.api_token_env
-        self.token = os.environ.get(self.env) or None
+        self.token = api_token(settings)
         self.pages_need_token = self.token is not None and not is_loopback(settings.web.host)
         # The browser keeps a value derived from the token, never the token itself.
         self.session = (

@@ -169,3 +169,18 @@ def test_an_ipv6_listen_address_needs_brackets(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         make_settings(tmp_path, listen="::1:8787")
     assert "[web] listen" in str(err.value) and "[::1]:8787" in str(err.value)
+
+
+def test_the_ticket_list_is_paged(tmp_path: Path) -> None:
+    http, store = app_for(make_settings(tmp_path))
+    for i in range(1, 121):
+        store.get_or_create_ticket("demo", f"BULK-{i}", title=f"bulk {i}", stage=Stage.DECLINED.value)
+    first = http.get("/tickets").text
+    assert "page 1 of 3 (121)" in first and first.count('href="/tickets/demo/') == 50
+    last = http.get("/tickets?page=3").text
+    assert last.count('href="/tickets/demo/') == 21 and "page 3 of 3" in last
+    assert http.get("/tickets?page=999").status_code == 200  # past the end: the last page
+    declined = http.get("/tickets?stage=declined&page=3").text
+    assert declined.count('href="/tickets/demo/') == 20 and "stage=declined&amp;page=2" in declined
+    api = http.get("/api/tickets?page=2").json()
+    assert (api["page"], api["pages"], api["total"], len(api["tickets"])) == (2, 3, 121, 50)
