@@ -247,10 +247,20 @@ def _ago(value: datetime | None) -> str:
     return dashboard_data.human_duration((utcnow() - value).total_seconds()) + " ago"
 
 
+def _link(url: str | None) -> str:
+    """A URL from a tracker or code host, fit for an href: a `javascript:` link in a ticket never becomes clickable."""
+    return url if url and url.split(":", 1)[0].lower() in ("http", "https", "file") else "#"
+
+
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters.update(
-        money=_money, when=_when, ago=_ago, duration=dashboard_data.human_duration, quote=lambda s: quote(s, safe="")
+        money=_money,
+        when=_when,
+        ago=_ago,
+        link=_link,
+        duration=dashboard_data.human_duration,
+        quote=lambda s: quote(s, safe=""),
     )
     return templates
 

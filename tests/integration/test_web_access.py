@@ -184,3 +184,13 @@ def test_the_ticket_list_is_paged(tmp_path: Path) -> None:
     assert declined.count('href="/tickets/demo/') == 20 and "stage=declined&amp;page=2" in declined
     api = http.get("/api/tickets?page=2").json()
     assert (api["page"], api["pages"], api["total"], len(api["tickets"])) == (2, 3, 121, 50)
+
+
+def test_a_link_from_a_ticket_never_runs_script(tmp_path: Path) -> None:
+    http, store = app_for(make_settings(tmp_path))
+    row = store.ticket("demo", "DEMO-7")
+    assert row is not None
+    store.update_ticket(row.id, url="javascript:alert(1)", pr_url="https://git.example/pr/3", title="<b>bold</b>")
+    page = http.get("/tickets/demo/DEMO-7").text
+    assert "javascript:" not in page and 'href="https://git.example/pr/3"' in page
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page  # titles are escaped
