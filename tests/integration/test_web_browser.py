@@ -94,7 +94,7 @@ def seed_running_ticket(store: Store, root: Path) -> tuple[int, int]:
 def full_page_screenshot(driver: Any, path: Path) -> None:
     """The whole page, not only the window (Chrome DevTools: capture beyond the viewport)."""
     width, height = driver.execute_script(
-        "return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+        "return [window.innerWidth, document.documentElement.scrollHeight]"
     )
     shot = driver.execute_cdp_cmd(
         "Page.captureScreenshot",
