@@ -33,6 +33,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -227,6 +228,9 @@ class Access:
         return not needed or self.bearer_ok(request) or self.cookie_ok(request)
 
 
+# Handlers that read the store are plain functions run in a worker thread, so a slow page (a large store, a busy
+# SQLite writer) never holds up the event loop, and /healthz answers at once whatever else is being served.
+Handler = Callable[[Request], Response]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -313,25 +317,25 @@ def create_app(
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
 
-    def page(handler: Endpoint, *, sign_in: bool = True) -> Endpoint:
+    def page(handler: Handler, *, sign_in: bool = True) -> Endpoint:
         async def guarded(request: Request) -> Response:
             if not access.reader_ok(request, api=False):
                 if sign_in:  # a person with a browser
                     return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
                 return _unauthorized(access)  # a scraper
-            return await handler(request)
+            return await run_in_threadpool(handler, request)
 
         return guarded
 
-    def api(handler: Endpoint) -> Endpoint:
+    def api(handler: Handler) -> Endpoint:
         async def guarded(request: Request) -> Response:
             if not access.reader_ok(request, api=True):
                 return _unauthorized(access)
-            return await handler(request)
+            return await run_in_threadpool(handler, request)
 
         return guarded
 
-    def control(handler: Endpoint) -> Endpoint:
+    def control(handler: Handler) -> Endpoint:
         # Bearer only, never the cookie: a page on another site cannot make the browser send this header.
         async def guarded(request: Request) -> Response:
             if access.token is None:
@@ -341,7 +345,7 @@ def create_app(
                 )
             if not access.bearer_ok(request):
                 return _unauthorized(access)
-            return await handler(request)
+            return await run_in_threadpool(handler, request)
 
         return guarded
 
@@ -365,7 +369,7 @@ def create_app(
     def now_context() -> dict[str, Any]:
         return {"now_items": dashboard_data.running_now(store), "paused": controls.paused()}
 
-    async def dashboard(request: Request) -> Response:
+    def dashboard(request: Request) -> Response:
         today = utcnow().date()
         days = dashboard_data.spend_by_day(store, 30, today)
         budget = settings.agent.daily_budget_usd
@@ -385,10 +389,10 @@ def create_app(
         }
         return templates.TemplateResponse(request, "dashboard.html", context)
 
-    async def now_fragment(request: Request) -> Response:
+    def now_fragment(request: Request) -> Response:
         return templates.TemplateResponse(request, "_now.html", {**common(request), **now_context()})
 
-    async def tickets_list(request: Request) -> Response:
+    def tickets_list(request: Request) -> Response:
         stage = request.query_params.get("stage") or None
         listing = dashboard_data.tickets_page(store, int_param(request, "page"), stage=stage)
         return templates.TemplateResponse(
@@ -396,7 +400,7 @@ def create_app(
                                       "counts": dashboard_data.stage_counts(store)}
         )
 
-    async def ticket_page(request: Request) -> Response:
+    def ticket_page(request: Request) -> Response:
         row = find(request.path_params["tracker"], request.path_params["ref"])
         if row is None:
             return templates.TemplateResponse(
@@ -417,7 +421,7 @@ def create_app(
         }
         return templates.TemplateResponse(request, "ticket.html", context)
 
-    async def trace_page(request: Request) -> Response:
+    def trace_page(request: Request) -> Response:
         run = store.run(int(request.path_params["run_id"]))
         if run is None:
             return templates.TemplateResponse(
@@ -453,26 +457,26 @@ def create_app(
             )
         return templates.TemplateResponse(request, "login.html", {**common(request), "next": target, "error": ""})
 
-    async def api_tickets(request: Request) -> Response:
+    def api_tickets(request: Request) -> Response:
         if "page" in request.query_params:  # the paged form, for large stores
             listing = dashboard_data.tickets_page(store, int_param(request, "page"))
             rows = [ticket_summary(settings, store, line.ticket) for line in listing.items]
             return JSONResponse({"tickets": rows, "page": listing.page, "pages": listing.pages, "total": listing.total})
         return JSONResponse(ticket_summaries(settings, store))
 
-    async def api_ticket(request: Request) -> Response:
+    def api_ticket(request: Request) -> Response:
         row = find(request.path_params["tracker"], request.path_params["ref"])
         if row is None:
             return JSONResponse({"error": "no such ticket"}, status_code=404)
         return JSONResponse(ticket_detail(settings, store, row))
 
-    async def api_trace(request: Request) -> Response:
+    def api_trace(request: Request) -> Response:
         run = store.run(int(request.path_params["run_id"]))
         if run is None:
             return JSONResponse({"error": "no such run"}, status_code=404)
         return JSONResponse(read_trace(Path(run.trace_path)))
 
-    async def api_now(request: Request) -> Response:
+    def api_now(request: Request) -> Response:
         return JSONResponse(
             {
                 "paused": controls.paused(),
@@ -492,8 +496,8 @@ def create_app(
             }
         )
 
-    def ticket_control(kind: str) -> Endpoint:
-        async def handler(request: Request) -> Response:
+    def ticket_control(kind: str) -> Handler:
+        def handler(request: Request) -> Response:
             ref = request.path_params["ref"]
             if store.find_ticket(ref) is None:
                 return JSONResponse({"error": f"no ticket {ref}"}, status_code=404)
@@ -503,15 +507,15 @@ def create_app(
 
         return handler
 
-    def daemon_control(kind: str) -> Endpoint:
-        async def handler(request: Request) -> Response:
+    def daemon_control(kind: str) -> Handler:
+        def handler(request: Request) -> Response:
             request_id = controls.request(kind, None, by="web")
             log.info("web.control", kind=kind, id=request_id)
             return JSONResponse({"id": request_id, "kind": kind, "paused": controls.paused()}, status_code=202)
 
         return handler
 
-    async def metrics(request: Request) -> Response:
+    def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
     async def healthz(request: Request) -> Response:
@@ -525,7 +529,7 @@ def create_app(
         }
         return JSONResponse(body, status_code=200 if alive else 503)
 
-    async def readyz(request: Request) -> Response:
+    def readyz(request: Request) -> Response:
         known = {c.tracker: c for c in dashboard_data.cursors(store)}
         trackers: dict[str, str] = {}
         for t in settings.trackers:
