@@ -194,11 +194,7 @@ def _run(settings: Settings, config: Path | None, *, once: bool, standby: bool) 
                     reload=lambda: load_settings(config),
                 )
                 if settings.web.enabled:
-                    from tracker_bridge.web import create_app, serve_in_thread
-
-                    app_ = create_app(settings, store, wake=daemon.wake)
-                    serve_in_thread(app_, settings.web.host, settings.web.port)
-                    log.info("dashboard", url=f"http://{settings.web.listen}/")
+                    _start_web(settings, store, daemon)
                 clean = daemon.run()
         finally:
             engine.shutdown()
@@ -218,6 +214,25 @@ def _clean_workspaces(settings: Settings, store: Store) -> None:
         cleanup(settings, store, at_start=True)
     except Exception as exc:  # never a reason not to start; the daemon tries again later
         err.print(f"workspace cleanup failed: {exc}", highlight=False)
+
+
+def _start_web(settings: Settings, store: Store, daemon: Any) -> None:
+    """Listen first, then say so: a port that cannot be bound stops the start with exit 2 and the fix."""
+    from tracker_bridge.loop_health import LoopHealth
+    from tracker_bridge.web import WebBindError, bind_socket, create_app, security_warnings, serve_in_thread
+
+    try:
+        sock = bind_socket(settings.web.host, settings.web.port)
+    except WebBindError as exc:
+        err.print("[bold red]tracker-bridge cannot start:[/]")
+        err.print(f"  - {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from exc
+    for warning in security_warnings(settings):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    health = LoopHealth(settings.bridge.poll_interval)
+    daemon.on_cycle_end.append(health.cycle_finished)
+    serve_in_thread(create_app(settings, store, wake=daemon.wake, loop=health), sock)
+    log.info(f"dashboard on http://{settings.web.listen}/", url=f"http://{settings.web.listen}/")
 
 
 @app.command()

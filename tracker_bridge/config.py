@@ -74,18 +74,26 @@ class WebConfig(_Section):
     webhook_max_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="largest webhook body accepted (413 beyond it, read no further)"
     )
+    api_token_env: str = Field(
+        default="TRACKER_BRIDGE_API_TOKEN",
+        description="environment variable holding the bearer token for the API, the controls and (when listen is "
+        "not loopback) the pages",
+    )
 
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("listen must be host:port, e.g. 127.0.0.1:8787")
+            raise ValueError("listen must be host:port, e.g. 127.0.0.1:8787 or [::1]:8787")
+        if ":" in host and not (host.startswith("[") and host.endswith("]")):
+            raise ValueError(f"an IPv6 address needs brackets: [{host}]:{port}")
         return value
 
     @property
     def host(self) -> str:
-        return self.listen.rpartition(":")[0]
+        """The address to bind: an IPv6 address without its brackets."""
+        return self.listen.rpartition(":")[0].removeprefix("[").removesuffix("]")
 
     @property
     def port(self) -> int:

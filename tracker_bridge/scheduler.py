@@ -60,6 +60,8 @@ class Daemon:
         self._stopping = threading.Event()
         self._paused = False
         self.scheduler = BlockingScheduler(timezone=UTC)
+        # Told the duration of every cycle that ended, failed or not (the web's /healthz and metrics listen).
+        self.on_cycle_end: list[Callable[[float], None]] = []
         # max_instances=1 + coalesce: a slow cycle delays the next instead of stacking cycles up.
         self.scheduler.add_job(
             self._cycle,
@@ -71,6 +73,9 @@ class Daemon:
             next_run_time=datetime.now(UTC),
         )
         self.scheduler.add_job(self._cleanup, "interval", id="cleanup", seconds=CLEANUP_EVERY, max_instances=1)
+        self.scheduler.add_job(
+            self._tend, "interval", id=TEND_JOB_ID, seconds=TEND_INTERVAL_S, max_instances=1, coalesce=True
+        )
 
     def _cleanup(self) -> None:
         from tracker_bridge.workspaces import cleanup
@@ -79,9 +84,6 @@ class Daemon:
             cleanup(self.engine.settings, self.engine.store)
         except Exception:  # a folder that cannot be removed now is tried again next time
             log.exception("workspace.cleanup_failed")
-        self.scheduler.add_job(
-            self._tend, "interval", id=TEND_JOB_ID, seconds=TEND_INTERVAL_S, max_instances=1, coalesce=True
-        )
 
     def _tend(self) -> None:
         try:
@@ -92,6 +94,7 @@ class Daemon:
     def _cycle(self) -> None:
         if self._stopping.is_set():
             return
+        began = time.monotonic()
         try:
             self._apply_pause()
             report = self.engine.cycle()
@@ -102,6 +105,8 @@ class Daemon:
             )
         except Exception:  # one bad cycle must not stop the daemon; the next one tries again
             log.exception("cycle.failed")
+        for listener in self.on_cycle_end:
+            listener(time.monotonic() - began)
 
     def _apply_pause(self) -> None:
         """`tracker-bridge pause` stops dispatch only: polling, reconciliation and pull-request following go on."""

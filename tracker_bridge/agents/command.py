@@ -29,6 +29,7 @@ def secret_env_names(settings: Settings) -> list[str]:
     names = {t.token_env for t in settings.trackers if t.token_env}
     names |= {r.token_env for r in settings.repos if r.token_env}
     names |= {settings.agent.api_key_env, settings.scoring.api_key_env, settings.web.webhook_secret_env}
+    names.add(settings.web.api_token_env)
     return sorted(n for n in names if n)
 
 
