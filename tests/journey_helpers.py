@@ -97,6 +97,7 @@ def make_journey(
     tickets: dict[str, str] | None = None,
     agent_command: str | None = None,
     extra_config: str = "",
+    state_url: str | None = None,
 ) -> Journey:
     repo = make_sample_repo(root / "repo")
     folder = make_ticket_folder(root / "tickets", tickets or {"DEMO-1": GOOD_TICKET, "DEMO-2": VAGUE_TICKET})
@@ -104,6 +105,9 @@ def make_journey(
         agent = make_stand_in_agent(root / "agent.py")
         agent_command = f"{Path(sys.executable).as_posix()} {agent.as_posix()}"
     config = write_config(root, agent_command=agent_command, tickets="tickets", repo="repo", extra=extra_config)
+    if state_url is not None:  # another state store than the demo's SQLite file (the `state_url` fixture)
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace('state = "sqlite:///state.db"', f"state = {state_url!r}", 1), encoding="utf-8")
     return Journey(root=root, config=config, tickets=folder, repo=repo)
 
 

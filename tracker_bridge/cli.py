@@ -22,6 +22,7 @@ from rich.table import Table
 from tracker_bridge import logs
 from tracker_bridge.config import ConfigError, Settings, load_settings
 from tracker_bridge.protocols import Problem, TrackerError
+from tracker_bridge.state_url import check_state_url
 from tracker_bridge.store import Store
 from tracker_bridge.views import ticket_summaries
 
@@ -43,7 +44,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable outpu
 
 def _settings(config: Path | None, *, check_secrets: bool = True) -> Settings:
     try:
-        return load_settings(config, check_secrets=check_secrets)
+        settings = load_settings(config, check_secrets=check_secrets)
+        check_state_url(settings.state_url)  # a wrong URL or a missing driver: exit 2 here, not a traceback later
+        return settings
     except ConfigError as exc:
         err.print("[bold red]configuration error[/]", highlight=False)
         for line in exc.problems:

@@ -20,8 +20,8 @@ def test_sqlite_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> Non
     assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_runs_left_running_are_marked_interrupted_on_the_next_start(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
+def test_runs_left_running_are_marked_interrupted_on_the_next_start(state_url: str) -> None:
+    url = state_url
     s = Store(url)
     row, created = s.get_or_create_ticket("t", "A-1", title="x")
     assert created and not s.get_or_create_ticket("t", "A-1")[1]
@@ -36,16 +36,16 @@ def test_runs_left_running_are_marked_interrupted_on_the_next_start(tmp_path: Pa
     assert again.ticket_cost(row.id) == pytest.approx(0.25)
 
 
-def test_a_newer_schema_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
+def test_a_newer_schema_is_refused(state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = state_url
     Store(url).close()
     monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 0)
     with pytest.raises(RuntimeError, match="newer than this tracker-bridge"):
         Store(url)
 
 
-def test_migrations_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
+def test_migrations_run_in_order(state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = state_url
     Store(url).close()
     applied: list[int] = []
     monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
