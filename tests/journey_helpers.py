@@ -206,15 +206,22 @@ def sample_repo_and_agent(tmp: Path) -> tuple[Path, Path]:
 
 
 def write_service_config(
-    tmp_path: Path, tracker_toml: str, *, repo: Path, agent: Path, allowed_actors: list[str]
+    tmp_path: Path,
+    tracker_toml: str,
+    *,
+    repo: Path,
+    agent: Path,
+    allowed_actors: list[str],
+    state_url: str = "sqlite:///state.db",
 ) -> Path:
     """The config of a demo journey on a tracker service: `tracker_toml` is its [[trackers]] table (feeding the
-    repository "textkit"), the code host is the local git repository `repo`, the agent the script `agent`."""
+    repository "textkit"), the code host is the local git repository `repo`, the agent the script `agent`, the state
+    store `state_url`."""
     config = tmp_path / "tracker-bridge.toml"
     config.write_text(
         f"""
 [bridge]
-state = "sqlite:///state.db"
+state = {state_url!r}
 state_dir = ".tracker-bridge"
 
 [trigger]

@@ -18,11 +18,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import OperationalError
 
 from tracker_bridge import logs
 from tracker_bridge.config import ConfigError, Settings, load_settings
 from tracker_bridge.protocols import Problem, TrackerError
-from tracker_bridge.state_url import check_state_url
+from tracker_bridge.state_url import check_state_url, unreachable
 from tracker_bridge.store import Store
 from tracker_bridge.views import ticket_summaries
 
@@ -308,6 +309,10 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except OperationalError as exc:  # the state store would not open or went away: say so, not a traceback
+        status, message = unreachable(exc)
+        err.print(message, markup=False, highlight=False)
+        sys.exit(status)
 
 
 if __name__ == "__main__":

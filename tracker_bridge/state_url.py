@@ -12,7 +12,7 @@ import importlib
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from tracker_bridge.config import ConfigError
 
@@ -69,3 +69,18 @@ def check_state_url(url: str) -> None:
     problems = state_url_problems(url)
     if problems:
         raise ConfigError(problems)
+
+
+# What PostgreSQL says when the URL itself is wrong (waiting will not help), as opposed to a server down or starting.
+_WRONG_URL = ("password authentication failed", "does not exist", "could not translate host name", "no password")
+
+
+def unreachable(exc: OperationalError) -> tuple[int, str]:
+    """(exit status, message) for a state store that would not open: 2 when the URL is wrong (bad credentials, no
+    such database or host), 1 when waiting may help (the server is down or starting)."""
+    detail = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else type(exc).__name__
+    if any(marker in detail for marker in _WRONG_URL):
+        return 2, f"[bridge] state: the state store refused the URL: {detail}. Fix: correct the user, password, " \
+            "host or database in the URL (the database must exist: createdb it first)"
+    return 1, f"[bridge] state: the state store cannot be reached: {detail}. Waiting may help: check that the " \
+        "server is running and reachable at the URL's host and port"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests import pg
 from tests.journey_helpers import make_journey
 from tracker_bridge.cli import app
 from tracker_bridge.state_url import state_url_problems
@@ -55,3 +57,31 @@ def test_the_two_supported_stores_pass(tmp_path: Path) -> None:
     assert state_url_problems(f"sqlite:///{tmp_path / 'state.db'}") == []
     assert state_url_problems("sqlite:///:memory:") == []
     assert state_url_problems(PG_URL) == []
+
+
+def _status(journey_config: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tracker_bridge.cli", "status", "-c", str(journey_config)],
+        capture_output=True, text=True, timeout=60, cwd=cwd,
+    )
+
+
+@pytest.mark.postgres
+def test_a_state_store_that_will_not_open_says_whether_waiting_helps(
+    tmp_path: Path, pg_server: pg.PostgresServer
+) -> None:
+    good = pg_server.new_database()
+    missing_db = good.rsplit("/", 1)[0] + "/no_such_database"
+    journey = make_journey(tmp_path / "wrong", state_url=missing_db)
+    wrong = _status(journey.config, tmp_path)
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert "[bridge] state" in wrong.stderr and "no_such_database" in wrong.stderr and "createdb" in wrong.stderr
+
+    with socket.socket() as s:  # a port where nothing listens: the server is down
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    down = "postgresql+psycopg://postgres@127.0.0.1:" + str(closed_port) + "/tb"
+    journey = make_journey(tmp_path / "down", state_url=down)
+    result = _status(journey.config, tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "[bridge] state" in result.stderr and "Waiting may help" in result.stderr

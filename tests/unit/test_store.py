@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from tests import pg
 from tracker_bridge import store as store_mod
 from tracker_bridge.models import RunOutcome, RunUsage
 from tracker_bridge.store import SCHEMA_VERSION, Store
@@ -52,3 +56,26 @@ def test_migrations_run_in_order(state_url: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(store_mod, "MIGRATIONS", [lambda engine: applied.append(2)])
     s = Store(url)
     assert applied == [2] and s.schema_version == 2
+
+
+# Replicas start together (systemd, a rolling deploy): each opens the store, and the schema must be made only once.
+OPEN_AT = (
+    "import sys, time\n"
+    "from tracker_bridge.store import Store\n"
+    "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+    "Store(sys.argv[1]).close()\n"
+)
+
+
+@pytest.mark.postgres
+def test_replicas_opening_a_new_postgresql_store_at_once_all_start(pg_server: pg.PostgresServer) -> None:
+    for _ in range(2):
+        url = pg_server.new_database()
+        at = time.time() + 2.5  # after every interpreter has imported SQLAlchemy
+        procs = [
+            subprocess.Popen([sys.executable, "-c", OPEN_AT, url, str(at)], stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+        assert Store(url).schema_version == SCHEMA_VERSION
