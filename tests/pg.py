@@ -111,14 +111,16 @@ def start() -> PostgresServer:
         return PostgresServer(admin_url=existing.replace("postgresql+psycopg://", "postgresql://", 1))
 
     bin_dir = find_bin_dir()
-    folder = Path(tempfile.mkdtemp(prefix="tb-pg-"))
+    # As root the server runs as `postgres`, which must reach the folder: /tmp, not a private $TMPDIR.
+    folder = Path(tempfile.mkdtemp(prefix="tb-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     data, sockets = folder / "data", folder / "sock"
     sockets.mkdir()
     if os.geteuid() == 0:
-        pw = pwd.getpwnam("postgres") if _has_user("postgres") else None
-        if pw is None:
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError as exc:
             shutil.rmtree(folder, ignore_errors=True)
-            raise Unavailable("running as root and there is no `postgres` system user to run the server as")
+            raise Unavailable("running as root and there is no `postgres` system user to run the server as") from exc
         for p in (folder, sockets):
             os.chown(p, pw.pw_uid, pw.pw_gid)
     port = _free_port()
@@ -147,14 +149,6 @@ def start() -> PostgresServer:
         raise Unavailable(f"the PostgreSQL server did not start: {(ctl.stderr + log).strip()[-400:]}")
     _wait_ready(server.admin_url)
     return server
-
-
-def _has_user(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
 
 
 def _wait_ready(url: str, timeout: float = 30) -> None:
