@@ -13,7 +13,7 @@ What is measured (docs/scaling.md reads these figures):
   (d) throughput of short jobs with 1 and 2 worker processes;
   (e) footprint: extra servers, processes and resident memory.
 
-Needs: pip install 'procrastinate>=3' 'celery[redis]>=5.3' 'psycopg[binary]>=3.1'; PostgreSQL server binaries
+Needs: pip install -e '.[queue-bench]' (procrastinate, celery[redis], psycopg); PostgreSQL server binaries
 (as for the tests, see tests/pg.py) and /usr/bin/redis-server. Whatever is missing is skipped, saying why.
 
     python bench/queue_candidates.py [--jobs 200]
@@ -439,7 +439,7 @@ def measure_procrastinate(jobs: int) -> None:
 
         from tests import pg
     except ImportError as exc:
-        print(f"procrastinate: skipped ({exc}); pip install 'procrastinate>=3' 'psycopg[binary]>=3.1'")
+        print(f"procrastinate: skipped ({exc}); pip install -e '.[queue-bench]'")
         return
     try:
         server = pg.start()
@@ -475,7 +475,7 @@ def main() -> None:
             ctx = redis_server()
             url, redis_pid = ctx.__enter__()
         except (ImportError, RuntimeError) as exc:
-            print(f"celery: skipped ({exc})")
+            print(f"celery: skipped ({exc}); pip install -e '.[queue-bench]', apt-get install redis-server")
         else:
             try:
                 counter = iter(range(1, 16))

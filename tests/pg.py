@@ -5,11 +5,11 @@ Why start our own server instead of using the system cluster: it works the same 
 needs no password or pg_hba edits, listens only on loopback, and disappears with the session. The server's data
 directory is a temporary folder; fsync is off (nothing here must survive a power cut, and it makes the journeys fast).
 
-Where the binaries come from: $TRACKER_BRIDGE_TEST_PG_BIN, else the newest /usr/lib/postgresql/<version>/bin
+Where the binaries come from: $TB_TEST_PG_BIN, else the newest /usr/lib/postgresql/<version>/bin
 (Debian/Ubuntu's `postgresql` package), else `pg_ctl` on PATH. initdb refuses to run as root, so as root (CI) the
 server runs as the `postgres` system user that the package creates.
 
-An existing server can be used instead: $TRACKER_BRIDGE_TEST_POSTGRES_URL (a SQLAlchemy URL of a role allowed to
+An existing server can be used instead: $TB_TEST_POSTGRES_URL (a SQLAlchemy URL of a role allowed to
 CREATE DATABASE, e.g. postgresql+psycopg://me@127.0.0.1/postgres).
 
 When none of this is available the tests that need PostgreSQL skip and say why.
@@ -28,8 +28,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BIN_ENV = "TRACKER_BRIDGE_TEST_PG_BIN"
-URL_ENV = "TRACKER_BRIDGE_TEST_POSTGRES_URL"
+# Not TRACKER_BRIDGE_*: conftest clears those so that a developer's overrides never change what a test sees.
+BIN_ENV = "TB_TEST_PG_BIN"
+URL_ENV = "TB_TEST_POSTGRES_URL"
 
 
 class Unavailable(Exception):
@@ -65,7 +66,7 @@ def _free_port() -> int:
 
 @dataclass
 class PostgresServer:
-    """A running server (ours or the one named by $TRACKER_BRIDGE_TEST_POSTGRES_URL) and the databases made on it."""
+    """A running server (ours or the one named by $TB_TEST_POSTGRES_URL) and the databases made on it."""
 
     admin_url: str  # psycopg conninfo URL (no SQLAlchemy driver suffix) of a role that may create databases
     _stop: list[list[str]] = field(default_factory=list)
@@ -101,7 +102,7 @@ def _as_server_user(cmd: list[str]) -> list[str]:
 
 
 def start() -> PostgresServer:
-    """Start a server for this session (or adopt $TRACKER_BRIDGE_TEST_POSTGRES_URL). Raises Unavailable."""
+    """Start a server for this session (or adopt $TB_TEST_POSTGRES_URL). Raises Unavailable."""
     try:
         import psycopg  # noqa: F401
     except ImportError as exc:
