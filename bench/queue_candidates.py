@@ -11,7 +11,8 @@ What is measured (docs/scaling.md reads these figures):
       heartbeat for procrastinate), scaled down so that 30-minute semantics show in seconds: executed twice?
   (c) cancelling a running job from another process: does it stop, and how fast?
   (d) throughput of short jobs with 1 and 2 worker processes;
-  (e) footprint: extra servers, processes and resident memory.
+  (e) footprint: extra servers, processes and resident memory;
+  (f) draining: a worker sent SIGTERM mid-job (systemctl stop) while the failure detection runs: executed once?
 
 Needs: pip install -e '.[queue-bench]' (procrastinate, celery[redis], psycopg); PostgreSQL server binaries
 (as for the tests, see tests/pg.py) and /usr/bin/redis-server. Whatever is missing is skipped, saying why.
@@ -296,6 +297,21 @@ def measure_kill(engine: Engine, out: Path) -> dict[str, Any]:
             "takeover_s": round(taken_over, 1) if taken_over is not None else None}
 
 
+def measure_drain(engine: Engine, out: Path) -> dict[str, Any]:
+    """SIGTERM (systemctl stop) a worker mid-job: it should finish the job and take no other, executed once."""
+    ready(engine, out, n_workers=2)
+    engine.enqueue("drain", 8.0, out)
+    wait_for(lambda: count(out, "start", "drain") == 1, 30)
+    pid = next(pid for k, r, pid, _ in read_log(out) if k == "start" and r == "drain")
+    victim = next(p for p in engine.workers if p.pid in (pid, os.getpgid(pid)))
+    os.kill(victim.pid, signal.SIGTERM)
+    with_ticks(engine, lambda: count(out, "done", "drain") >= 1, 40)
+    with_ticks(engine, lambda: False, 4.0)  # a late duplicate would show here
+    exited = wait_for(lambda: victim.poll() is not None, 10)
+    return {"executions_started": count(out, "start", "drain"), "completed": count(out, "done", "drain"),
+            "drained_worker_exited": exited}
+
+
 def measure_long(engine: Engine, out: Path, seconds: float) -> dict[str, Any]:
     ready(engine, out, n_workers=2)
     engine.enqueue("long", seconds, out)
@@ -428,6 +444,7 @@ def run_all(kind: str, url_factory: Callable[[], str], jobs: int) -> dict[str, A
     # Long: the job lasts 4x the failure-detection window (3 s stall window; 3 s visibility timeout).
     one("b_long", Settings(heartbeat=1.0, stalled=3.0, visibility=3.0), lambda e, o: measure_long(e, o, 12.0))
     one("c_cancel", fast, measure_cancel)
+    one("f_drain", fast, measure_drain)
     one("d_1_worker", fast, lambda e, o: measure_throughput(e, o, 1, jobs))
     one("d_2_workers", fast, lambda e, o: measure_throughput(e, o, 2, jobs))
     return results
