@@ -97,6 +97,7 @@ def make_journey(
     tickets: dict[str, str] | None = None,
     agent_command: str | None = None,
     extra_config: str = "",
+    state_url: str | None = None,
 ) -> Journey:
     repo = make_sample_repo(root / "repo")
     folder = make_ticket_folder(root / "tickets", tickets or {"DEMO-1": GOOD_TICKET, "DEMO-2": VAGUE_TICKET})
@@ -104,6 +105,9 @@ def make_journey(
         agent = make_stand_in_agent(root / "agent.py")
         agent_command = f"{Path(sys.executable).as_posix()} {agent.as_posix()}"
     config = write_config(root, agent_command=agent_command, tickets="tickets", repo="repo", extra=extra_config)
+    if state_url is not None:  # another state store than the demo's SQLite file (the `state_url` fixture)
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace('state = "sqlite:///state.db"', f"state = {state_url!r}", 1), encoding="utf-8")
     return Journey(root=root, config=config, tickets=folder, repo=repo)
 
 
@@ -203,15 +207,22 @@ def sample_repo_and_agent(tmp: Path) -> tuple[Path, Path]:
 
 
 def write_service_config(
-    tmp_path: Path, tracker_toml: str, *, repo: Path, agent: Path, allowed_actors: list[str]
+    tmp_path: Path,
+    tracker_toml: str,
+    *,
+    repo: Path,
+    agent: Path,
+    allowed_actors: list[str],
+    state_url: str = "sqlite:///state.db",
 ) -> Path:
     """The config of a demo journey on a tracker service: `tracker_toml` is its [[trackers]] table (feeding the
-    repository "textkit"), the code host is the local git repository `repo`, the agent the script `agent`."""
+    repository "textkit"), the code host is the local git repository `repo`, the agent the script `agent`, the state
+    store `state_url`."""
     config = tmp_path / "tracker-bridge.toml"
     config.write_text(
         f"""
 [bridge]
-state = "sqlite:///state.db"
+state = {state_url!r}
 state_dir = ".tracker-bridge"
 
 [trigger]

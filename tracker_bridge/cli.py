@@ -22,10 +22,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import OperationalError
 
 from tracker_bridge import __version__, checks, logs, secrets
 from tracker_bridge.config import ConfigError, Settings, load_settings, state_problem
 from tracker_bridge.protocols import Problem, TrackerError
+from tracker_bridge.state_url import check_state_url, unreachable
 from tracker_bridge.store import Store, utcnow
 from tracker_bridge.views import rejected_summaries, ticket_summaries
 
@@ -64,7 +66,9 @@ def _options(
 
 def _settings(config: Path | None, *, check_secrets: bool = True) -> Settings:
     try:
-        return load_settings(config, check_secrets=check_secrets)
+        settings = load_settings(config, check_secrets=check_secrets)
+        check_state_url(settings.state_url)  # a wrong URL or a missing driver: exit 2 here, not a traceback later
+        return settings
     except ConfigError as exc:
         err.print("[bold red]configuration error[/]", highlight=False)
         for line in exc.problems:
@@ -76,7 +80,11 @@ def _open_store(settings: Settings) -> Store:
     """The state store, or exit 2 naming `[bridge] state` (a bad URL or a missing driver is configuration)."""
     try:
         return Store(settings.state_url)
-    except Exception as exc:  # any driver error here is a configuration problem to report, not a crash
+    except OperationalError as exc:  # a server that is down is worth waiting for (exit 1); a wrong URL is not (2)
+        status, message = unreachable(exc)
+        err.print(message, markup=False, highlight=False)
+        raise typer.Exit(status) from exc
+    except Exception as exc:  # any other driver error here is a configuration problem to report, not a crash
         err.print("[bold red]configuration error[/]", highlight=False)
         err.print(f"  - {state_problem(settings, exc)}", highlight=False, markup=False)
         raise typer.Exit(2) from exc
@@ -512,6 +520,10 @@ def main() -> None:
         for line in exc.problems:
             err.print(f"  - {line}", highlight=False, markup=False)
         sys.exit(2)
+    except OperationalError as exc:  # the state store would not open or went away: say so, not a traceback
+        status, message = unreachable(exc)
+        err.print(message, markup=False, highlight=False)
+        sys.exit(status)
 
 
 if __name__ == "__main__":

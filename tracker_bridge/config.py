@@ -555,6 +555,12 @@ def state_url_problems(settings: Settings) -> list[str]:
     try:
         dialect.import_dbapi()
     except ImportError as exc:
+        from tracker_bridge.state_url import state_url_problems as driver_problems
+
+        # It knows which driver each URL form needs (postgresql:// is psycopg2, not the [postgres] extra's psycopg).
+        named = driver_problems(settings.state_url)
+        if named:
+            return named
         module = (exc.name or url.get_driver_name()).split(".")[0]
         extra = "pip install 'tracker-bridge[postgres]'" if url.get_backend_name() == "postgresql" else ""
         return [

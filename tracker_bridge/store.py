@@ -33,6 +33,7 @@ from sqlalchemy import (
     func,
     inspect,
     select,
+    text,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -259,6 +260,26 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# PostgreSQL advisory-lock key held while the schema is created or upgraded (any fixed 64-bit number of our own).
+SCHEMA_LOCK_KEY = 0x7472_6B62_7363_6D61
+
+
+@contextmanager
+def _schema_lock(engine: Engine) -> Iterator[None]:
+    """Replicas that start together must not create or upgrade the schema at the same time: PostgreSQL fails all but
+    one with "relation already exists". A session-level advisory lock makes them take turns; the later ones then find
+    the schema made. (SQLite is one file on one machine: nothing to do.)"""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+
+
 class Store:
     def __init__(self, url: str) -> None:
         is_sqlite = url.startswith("sqlite")
@@ -271,7 +292,8 @@ class Store:
         # SQLite allows one writer; worker threads and the poll loop take turns here instead of hitting "locked".
         self.lock = threading.RLock()
         self._local = threading.local()
-        self._migrate()
+        with _schema_lock(self.engine):
+            self._migrate()
 
     def _migrate(self) -> None:
         existing = inspect(self.engine).get_table_names()

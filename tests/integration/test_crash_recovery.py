@@ -32,8 +32,8 @@ def assert_recovered(journey: Journey) -> None:
 
 
 @pytest.mark.parametrize("point", POINTS)
-def test_killed_at_a_failpoint_then_restarted(tmp_path: Path, point: str) -> None:
-    journey = make_journey(tmp_path)
+def test_killed_at_a_failpoint_then_restarted(tmp_path: Path, point: str, state_url: str) -> None:
+    journey = make_journey(tmp_path, state_url=state_url)
     killed = journey.run_daemon_process(env={ENV: point})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
 
@@ -51,8 +51,8 @@ time.sleep(120)
 """
 
 
-def test_killed_in_the_middle_of_the_agent_run(tmp_path: Path) -> None:
-    journey = make_journey(tmp_path)
+def test_killed_in_the_middle_of_the_agent_run(tmp_path: Path, state_url: str) -> None:
+    journey = make_journey(tmp_path, state_url=state_url)
     slow = tmp_path / "slow_agent.py"
     slow.write_text(SLOW_AGENT)
     good_config = journey.config.read_text()

@@ -38,7 +38,7 @@ def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[JiraSim]:
         assert s.rejected == [], s.rejected
 
 
-def write_config(tmp_path: Path, sim: JiraSim) -> tuple[Path, Path]:
+def write_config(tmp_path: Path, sim: JiraSim, state_url: str = "sqlite:///state.db") -> tuple[Path, Path]:
     """(the sample repository, the config) of a journey on `sim`, with the demo's stand-in agent."""
     repo, agent = sample_repo_and_agent(tmp_path)
     tracker = f"""
@@ -51,7 +51,9 @@ token_env = "{TOKEN_ENV}"
 query = "project = PAY"
 repo = "textkit"
 """
-    return repo, write_service_config(tmp_path, tracker, repo=repo, agent=agent, allowed_actors=["alice@acme.test"])
+    return repo, write_service_config(
+        tmp_path, tracker, repo=repo, agent=agent, allowed_actors=["alice@acme.test"], state_url=state_url
+    )
 
 
 def status_history(sim: JiraSim, key: str) -> list[str]:
@@ -66,8 +68,9 @@ def one_status_comment(sim: JiraSim, key: str) -> str:
 
 
 @pytest.mark.slow
-def test_the_whole_journey_on_jira(tmp_path: Path, sim: JiraSim) -> None:
-    repo, config = write_config(tmp_path, sim)
+def test_the_whole_journey_on_jira(tmp_path: Path, sim: JiraSim, state_url: str) -> None:
+    # Once with the state in SQLite, once in PostgreSQL (the `state_url` fixture).
+    repo, config = write_config(tmp_path, sim, state_url)
     alice = sim.add_user("alice", "alice@acme.test", "Alice Lead")
     mallory: User = sim.add_user("mallory", "mallory@acme.test", "Mallory")
 

@@ -6,8 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.journey_helpers import Journey, make_journey
 from tracker_bridge.demo import GOOD_TICKET
+
+
+@pytest.fixture
+def journey(tmp_path: Path, state_url: str) -> Journey:
+    """The demo's journey, once with the state in SQLite and once in PostgreSQL (the `state_url` fixture)."""
+    return make_journey(tmp_path, state_url=state_url)
 
 
 def test_good_ticket_reaches_review_with_a_passing_branch_and_vague_one_is_declined(journey: Journey) -> None:
@@ -74,17 +82,20 @@ def test_status_json_prints_the_contract_fields(journey: Journey) -> None:
     assert 0.0 <= rows["DEMO-2"]["score"] < 0.6 <= rows["DEMO-1"]["score"]
 
 
-def test_agent_that_changes_nothing_fails_the_ticket_with_the_reason(tmp_path: Path) -> None:
-    journey = make_journey(tmp_path, tickets={"DEMO-1": GOOD_TICKET}, agent_command="true")
+def test_agent_that_changes_nothing_fails_the_ticket_with_the_reason(tmp_path: Path, state_url: str) -> None:
+    journey = make_journey(tmp_path, state_url=state_url, tickets={"DEMO-1": GOOD_TICKET}, agent_command="true")
     journey.run_once()
     assert journey.column("DEMO-1") == "Needs Human"
     assert "without changing anything" in (journey.ticket("DEMO-1").comment or "")
     assert journey.agent_branches() == []
 
 
-def test_change_that_fails_the_tests_is_not_proposed(tmp_path: Path) -> None:
+def test_change_that_fails_the_tests_is_not_proposed(tmp_path: Path, state_url: str) -> None:
     journey = make_journey(
-        tmp_path, tickets={"DEMO-1": GOOD_TICKET}, agent_command="echo '# touched' >> textkit/slug.py"
+        tmp_path,
+        state_url=state_url,
+        tickets={"DEMO-1": GOOD_TICKET},
+        agent_command="echo '# touched' >> textkit/slug.py",
     )
     journey.run_once()
     assert journey.column("DEMO-1") == "Needs Human"
@@ -94,10 +105,10 @@ def test_change_that_fails_the_tests_is_not_proposed(tmp_path: Path) -> None:
     assert journey.agent_branches() == [] and journey.pull_requests() == []
 
 
-def test_removing_the_label_from_a_queued_ticket_cancels_it(tmp_path: Path) -> None:
+def test_removing_the_label_from_a_queued_ticket_cancels_it(tmp_path: Path, state_url: str) -> None:
     # max_concurrent_runs = 1 and two good tickets: the second waits in the queue.
     second = GOOD_TICKET.replace("title: slugify() keeps upper case", "title: slugify() also keeps upper case")
-    journey = make_journey(tmp_path, tickets={"DEMO-1": GOOD_TICKET, "DEMO-3": second})
+    journey = make_journey(tmp_path, state_url=state_url, tickets={"DEMO-1": GOOD_TICKET, "DEMO-3": second})
     text = journey.config.read_text().replace("max_concurrent_runs = 2", "max_concurrent_runs = 1")
     journey.config.write_text(text)
     # A slow agent keeps DEMO-1 running while the cycle ends with DEMO-3 still queued.
