@@ -7,29 +7,17 @@ import multiprocessing
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.postgres import postgres_server
 from tracker_bridge.lease import Lease, LeaseHeld
 from tracker_bridge.store import Store
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Callable[[], str]]:
-    with postgres_server() as new_database:
-        yield new_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh state store on each backend the lease must be safe on."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    new_database: Callable[[], str] = request.getfixturevalue("postgres")
-    return new_database()
+@pytest.fixture
+def url(state_url: str) -> str:
+    """A fresh state store on each backend the lease must be safe on (SQLite, then a real PostgreSQL server)."""
+    return state_url
 
 
 def test_a_second_holder_is_refused_naming_host_pid_and_expiry(url: str) -> None:
