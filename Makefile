@@ -20,7 +20,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tracker_bridge connectors tests bench
-	$(VENV)/bin/mypy tracker_bridge tracker_bridge_connectors
+	$(VENV)/bin/mypy tracker_bridge tracker_bridge_connectors tests bench
 
 # Every script in bench/ runs to the end; the triage ones read the development data set.
 TRIAGE_DATA := bench/data/triage-dev.jsonl
