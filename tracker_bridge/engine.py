@@ -61,6 +61,7 @@ from tracker_bridge.protocols import (
     TrackerError,
     Trigger,
 )
+from tracker_bridge.routing import Route, route
 from tracker_bridge.scoring import score_ticket
 from tracker_bridge.scoring.judge import spent_on as llm_judge_spent_on
 from tracker_bridge.store import RunRow, Store, TicketRow, pr_fields, utcnow
@@ -368,7 +369,8 @@ class Engine:
 
     def _evaluate(self, row: TicketRow, ticket: Ticket, digest: str, report: CycleReport) -> None:
         via = lifecycle.trigger_via(ticket, self.trigger)
-        repo_name = ticket.repo or self.settings.tracker(ticket.tracker).repo
+        routed = self._route(ticket)
+        repo_name = routed.repo
         known_repos = [r.name for r in self.settings.repos]
         row = self.store.update_ticket(
             row.id,
@@ -397,6 +399,9 @@ class Engine:
             if actor is None or actor.lower() not in {a.lower() for a in allowed}:
                 self._apply(row, lifecycle.actor_refused(actor), report, content_hash=digest)
                 return
+        if routed.repo is None:
+            self._apply(row, lifecycle.unrouted(routed.problem, routed.choices), report, content_hash=digest)
+            return
         analyse = self.settings.scoring.repo_analysis and repo_name in known_repos
         ticket_id = row.id
 
@@ -410,6 +415,12 @@ class Engine:
                 self._inbox.put(ScoreDone(ticket_id, digest, repo_name, error=f"{type(exc).__name__}: {exc}"))
 
         self._scoring[row.id] = (row.tracker, self._score_pool.submit(job))
+
+    def _route(self, ticket: Ticket) -> Route:
+        """The repository the ticket changes (tracker_bridge/routing.py holds the rules)."""
+        routed = route(ticket, self.settings.tracker(ticket.tracker), self.settings.repos)
+        log.debug("ticket.routed", ref=ticket.ref, repo=routed.repo, why=routed.why or routed.problem)
+        return routed
 
     def _on_score_done(self, done: ScoreDone, report: CycleReport | None) -> None:
         self._scoring.pop(done.ticket_id, None)

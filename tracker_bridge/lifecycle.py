@@ -262,6 +262,17 @@ def scored(
     return Decision(Stage.QUEUED, f"score {value:.2f} is at or above the threshold {threshold:.2f}")
 
 
+def unrouted(problem: str, choices: Sequence[str]) -> Decision:
+    """A ticket no routing rule sends to a configured repository is declined with the choices (never guessed at):
+    a person adds a `repo:<name>` label or a `[repo=<name>]` tag and the changed ticket is evaluated again."""
+    listed = ", ".join(choices) or "none (add a [[repos]] entry)"
+    hint = f"label it `repo:{choices[0]}` (or write `[repo={choices[0]}]` in the description)" if choices else ""
+    return Decision(
+        Stage.DECLINED,
+        f"no repository for this ticket: {problem}. Choices: {listed}" + (f"; {hint}" if hint else ""),
+    )
+
+
 def unroutable(error: str) -> Decision:
     """A ticket that could not be observed or evaluated: reported on the ticket, skipped, never fatal."""
     return Decision(Stage.FAILED, f"tracker-bridge could not process this ticket: {error}")
