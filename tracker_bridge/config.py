@@ -63,6 +63,9 @@ class BridgeConfig(_Section):
     lease_seconds: float = Field(default=30, ge=2, description="one daemon per state store: its lease, renewed")
     shutdown_grace: float = Field(default=60, ge=0, description="seconds SIGTERM waits for runs before interrupting")
     keep_workspaces: float = Field(default=7, ge=0, description="days a failed ticket's workspace is kept")
+    max_open_reviews: int | None = Field(
+        default=None, ge=1, description="per repository: agent pull requests awaiting review before dispatch waits"
+    )
 
 
 class WebConfig(_Section):

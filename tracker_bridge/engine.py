@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -42,13 +42,14 @@ import structlog
 
 from tracker_bridge import lifecycle
 from tracker_bridge.agents import create_backend
+from tracker_bridge.agents.ci_logs import ci_feedback_for
 from tracker_bridge.agents.command import secret_env_names
 from tracker_bridge.agents.pipeline import RunPlan, RunReport, execute_run
 from tracker_bridge.comments import RunSummary, StatusView, render_status
 from tracker_bridge.config import Settings
 from tracker_bridge.failpoints import failpoint
 from tracker_bridge.lifecycle import Decision, Effect, PollAction, RetryPolicy, RunView, TicketView
-from tracker_bridge.models import PullRequest, PullRequestState, RunOutcome, Score, Stage, Ticket, TicketFields
+from tracker_bridge.models import Phase, PullRequest, PullRequestState, RunOutcome, Score, Stage, Ticket, TicketFields
 from tracker_bridge.protocols import (
     AgentBackend,
     AgentEvent,
@@ -502,7 +503,25 @@ class Engine:
                 busy = sum(1 for f in self.active.values() if not f.done())
             if busy >= self.settings.bridge.max_concurrent_runs:
                 return
+            if row.stage_enum is Stage.QUEUED and self._hold_for_reviews(row, view, report):
+                continue
             self._guarded(row, partial(self._start, row, view, report))
+
+    def _hold_for_reviews(self, row: TicketRow, view: TicketView, report: CycleReport) -> bool:
+        """`[bridge] max_open_reviews`: a queued ticket waits while its repository has that many agent pull requests
+        awaiting review (a run under way counts: it becomes one). Says so on the ticket; True when held."""
+        limit = self.settings.bridge.max_open_reviews
+        if limit is None or row.repo is None:
+            return False
+        open_reviews = sum(
+            1 for r in self.store.tickets(stages=(Stage.RUNNING, Stage.REVIEW)) if r.repo == row.repo and r.id != row.id
+        )
+        decision = lifecycle.review_capacity(view, row.repo, limit, open_reviews)
+        if decision is None:
+            return False
+        if decision.reason != row.reason:
+            self._apply(row, decision, report)
+        return True
 
     def _start(self, row: TicketRow, view: TicketView, report: CycleReport) -> None:
         decision = lifecycle.take(view)
@@ -527,6 +546,7 @@ class Engine:
         except TrackerError as exc:
             log.warning("run.read_failed", ref=row.ref, error=str(exc))
             return
+        ci_pr = row.pr_id if row.phase is Phase.ITERATING else None  # an iteration: its failed checks' logs
         row = self._apply(row, decision, report)
         if row.stage_enum is not Stage.RUNNING:
             return  # the card could not be moved: the ticket failed with the reason
@@ -562,8 +582,9 @@ class Engine:
 
         def job() -> None:
             try:
+                run_plan = self._with_ci_logs(plan, host, ci_pr)
                 result = execute_run(
-                    plan,
+                    run_plan,
                     host=host,
                     backend=backend,
                     settings=self.settings,
@@ -578,6 +599,20 @@ class Engine:
                 self._inbox.put(RunDone(ticket_id, run_id, crash=str(exc)))
 
         self._submit(row.id, job)
+
+    @staticmethod
+    def _with_ci_logs(plan: RunPlan, host: CodeHost, pr_id: str | None) -> RunPlan:
+        """The plan with the failed CI jobs' log tails added to the agent's feedback (in the worker: the logs are
+        downloaded). Not written to the ticket's `feedback`, which the lifecycle compares with the pull request's."""
+        if pr_id is None:
+            return plan
+        try:
+            pr = host.get_pull_request(pr_id)
+        except CodeHostError as exc:
+            log.warning("ci_logs.pr_unreadable", pr=pr_id, error=str(exc))
+            return plan
+        lines = ci_feedback_for(host, pr)
+        return replace(plan, feedback=[*plan.feedback, *lines]) if lines else plan
 
     def _submit(self, ticket_id: int, job: Callable[[], None]) -> None:
         with self._active_lock:

@@ -287,6 +287,19 @@ def budget_spent(view: TicketView, daily_budget_usd: float) -> Decision:
     )
 
 
+def review_capacity(view: TicketView, repo: str, limit: int, open_reviews: int) -> Decision | None:
+    """`[bridge] max_open_reviews`: a queued ticket waits (stays queued, saying why) while `open_reviews` agent pull
+    requests (or runs that will become one) await review on its repository; None when it may start."""
+    if open_reviews < limit:
+        return None
+    return Decision(
+        Stage.QUEUED,
+        f"waiting for review capacity: {open_reviews} agent pull request(s) on {repo} await review or are being "
+        f"prepared ([bridge] max_open_reviews = {limit}); the agent starts on this ticket when one is merged or "
+        "closed",
+    )
+
+
 def take(view: TicketView) -> Decision:
     """The agent starts on a queued ticket, or on the feedback of an iteration."""
     reason = "the agent took the ticket" if view.stage is Stage.QUEUED else view.reason

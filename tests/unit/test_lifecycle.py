@@ -231,3 +231,28 @@ def test_failing_ci_makes_an_iterating_decision_with_the_feedback() -> None:
     same = pr(head_sha="h1")
     unchanged = view(Stage.REVIEW, None, pr_state=PullRequestState.OPEN, reason="the pull request is open")
     assert lifecycle.pull_request_decision(same, unchanged, max_iterations=2, iterated_feedback=None) is None
+
+
+@pytest.mark.parametrize(
+    ("limit", "open_reviews", "held"),
+    [(1, 0, False), (1, 1, True), (2, 1, False), (2, 3, True)],
+)
+def test_review_capacity_holds_a_queued_ticket_while_the_repository_is_full(
+    limit: int, open_reviews: int, held: bool
+) -> None:
+    view = TicketView(ref="PAY-1", stage=Stage.QUEUED, phase=None)
+    decision = lifecycle.review_capacity(view, "web", limit, open_reviews)
+    assert (decision is not None) is held
+    if decision is not None:
+        assert decision.stage is Stage.QUEUED and decision.effect is Effect.NONE
+        assert f"max_open_reviews = {limit}" in decision.reason and "web" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("choices", "expected"),
+    [(("api", "web"), "Choices: api, web; label it `repo:api`"), ((), "Choices: none (add a [[repos]] entry)")],
+)
+def test_unrouted_declines_with_the_choices(choices: tuple[str, ...], expected: str) -> None:
+    decision = lifecycle.unrouted("the label 'repo:x' names the repository 'x', which is not configured", choices)
+    assert decision.stage is Stage.DECLINED and decision.effect is Effect.NONE
+    assert expected in decision.reason
