@@ -107,6 +107,9 @@ class TriggerConfig(_Section):
     label: str = "agent-ready"
     column: str = "Agent"
     allowed_actors: list[str] = Field(default_factory=list, description="empty: anyone who can label")
+    mention: str = Field(
+        default="@tracker-bridge", min_length=1, description="a comment mentioning it asks the agent for a change"
+    )
 
 
 class StagesConfig(_Section):

@@ -56,6 +56,7 @@ from tracker_bridge.protocols import (
     CodeHost,
     CodeHostError,
     PollResult,
+    PullRequestComments,
     RejectedTicket,
     RemoteError,
     Tracker,
@@ -789,6 +790,34 @@ class Engine:
         )
         if decision is not None:
             self._apply(row, decision, report)
+        elif row.stage_enum is Stage.REVIEW and pr.state is PullRequestState.OPEN:
+            self._follow_up_comments(row, pr, report)
+
+    def _follow_up_comments(self, row: TicketRow, pr: PullRequest, report: CycleReport) -> None:
+        """`@mention` comments on the pull request: one iteration per new request (lifecycle.follow_up); the
+        comments handled are remembered in the store (effects of kind `follow_up_comment`), so none counts twice."""
+        host = self.hosts[row.repo or ""]
+        if not isinstance(host, PullRequestComments):
+            return
+        try:
+            comments = host.pull_request_comments(pr.id)
+        except CodeHostError as exc:
+            log.warning("pr.comments_failed", ref=row.ref, error=str(exc))
+            return
+        handled = {e.detail for e in self.store.effects(row.id, kind="follow_up_comment")}
+        outcome = lifecycle.follow_up(
+            self._view(row),
+            pr,
+            comments,
+            handled=handled,
+            mention=self.settings.trigger.mention,
+            allowed_actors=self.settings.trigger.allowed_actors,
+            max_iterations=self.settings.agent.max_iterations,
+        )
+        for comment_id in outcome.handled:
+            self.store.record_effect(row.id, "follow_up_comment", comment_id)
+        if outcome.decision is not None and outcome.decision.reason != row.reason:
+            self._apply(row, outcome.decision, report)
 
     # --- applying decisions and converging the board -----------------------------------------------------------
 

@@ -33,7 +33,7 @@ from tracker_bridge.models import (
     Ticket,
     TicketFields,
 )
-from tracker_bridge.protocols import RemoteError, Trigger
+from tracker_bridge.protocols import STATUS_MARKER, PullRequestComment, RemoteError, Trigger
 
 MAX_RETRY_DELAY_S = 1800.0
 
@@ -434,3 +434,56 @@ def pull_request_decision(
     if d.stage is view.stage and (not d.reason or d.reason == view.reason) and pr.state is view.pr_state:
         return None
     return Decision(d.stage, d.reason or view.reason, fields=fields)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """What the comments on a pull request ask: the decision (an iteration, or None) and the comment ids now
+    handled, remembered so that no comment ever triggers twice."""
+
+    decision: Decision | None
+    handled: tuple[str, ...] = ()
+
+
+def follow_up(
+    view: TicketView,
+    pr: PullRequest,
+    comments: Sequence[PullRequestComment],
+    *,
+    handled: set[str],
+    mention: str,
+    allowed_actors: Sequence[str],
+    max_iterations: int,
+) -> FollowUp:
+    """A comment mentioning `mention` by an allowed person (anyone when `allowed_actors` is empty; never the
+    daemon's own account or its status comment) starts one iteration on the same branch with the comment as its
+    feedback. Every new mention is handled once, whoever wrote it: a refused one is not reconsidered later."""
+    allowed = {a.lower() for a in allowed_actors}
+    fresh = [
+        c
+        for c in comments
+        if c.id not in handled and not c.mine and STATUS_MARKER not in c.body and mention.lower() in c.body.lower()
+    ]
+    if not fresh or view.stage is not Stage.REVIEW or pr.state is not PullRequestState.OPEN:
+        return FollowUp(None)
+    ids = tuple(c.id for c in fresh)
+    asks = [c for c in fresh if not allowed or c.author.lower() in allowed]
+    if not asks:
+        return FollowUp(None, ids)
+    if view.iterations >= max_iterations:
+        return FollowUp(
+            Decision(
+                Stage.REVIEW,
+                f"{asks[-1].author} asked the agent for a change, but it has used its {max_iterations} "
+                "iteration(s): a person should take over",
+            ),
+            ids,
+        )
+    feedback = [*pr.feedback, *(f"{c.author} commented on the pull request: {c.body}" for c in asks)]
+    fields: TicketFields = {
+        "iterations": view.iterations + 1,
+        "iterated_sha": pr.head_sha,
+        "feedback_json": json.dumps(feedback),
+    }
+    reason = f"{asks[-1].author} asked for a change in a comment: the agent takes another iteration"
+    return FollowUp(Decision(Stage.RUNNING, reason, phase=Phase.ITERATING, fields=fields), ids)
