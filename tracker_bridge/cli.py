@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from tracker_bridge import __version__, checks, logs, secrets
 from tracker_bridge.config import ConfigError, Settings, load_settings, state_problem
 from tracker_bridge.protocols import Problem, TrackerError
+from tracker_bridge.routing import route
 from tracker_bridge.state_url import check_state_url, unreachable
 from tracker_bridge.store import Store, utcnow
 from tracker_bridge.views import rejected_summaries, ticket_summaries
@@ -268,7 +269,7 @@ def score(
     if ticket is None:
         err.print(f"[red]ticket {ref} not found[/]: " + "; ".join(errors), highlight=False)
         raise typer.Exit(1)
-    repo_name = ticket.repo or settings.tracker(ticket.tracker).repo
+    repo_name = route(ticket, settings.tracker(ticket.tracker), settings.repos).repo
     with tempfile.TemporaryDirectory(prefix="tb-score-") as scratch:
         repo_dir = None
         if repo_name and settings.scoring.repo_analysis:

@@ -63,6 +63,9 @@ class BridgeConfig(_Section):
     lease_seconds: float = Field(default=30, ge=2, description="one daemon per state store: its lease, renewed")
     shutdown_grace: float = Field(default=60, ge=0, description="seconds SIGTERM waits for runs before interrupting")
     keep_workspaces: float = Field(default=7, ge=0, description="days a failed ticket's workspace is kept")
+    max_open_reviews: int | None = Field(
+        default=None, ge=1, description="per repository: agent pull requests awaiting review before dispatch waits"
+    )
 
 
 class WebConfig(_Section):
@@ -104,6 +107,9 @@ class TriggerConfig(_Section):
     label: str = "agent-ready"
     column: str = "Agent"
     allowed_actors: list[str] = Field(default_factory=list, description="empty: anyone who can label")
+    mention: str = Field(
+        default="@tracker-bridge", min_length=1, description="a comment mentioning it asks the agent for a change"
+    )
 
 
 class StagesConfig(_Section):
@@ -208,11 +214,21 @@ class TrackerConfig(_Section):
     user: str | None = None
     token_env: str | None = Field(default=None, description="name of the environment variable holding the token")
     query: str = Field(default="", description="JQL, Linear team key, GitHub org/number, GitLab project path")
-    repo: str | None = Field(default=None, description="name of the [[repos]] entry its tickets change")
+    repo: str | list[str] | None = Field(
+        default=None,
+        description="name of the [[repos]] entry its tickets change, or a list of them (docs/repositories.md)",
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="connector-specific settings")
 
     def token(self) -> str | None:
         return secrets.get(self.token_env)
+
+    @property
+    def repo_names(self) -> tuple[str, ...]:
+        """The tracker's repositories, the default one first (`repo` as one name or a list)."""
+        if self.repo is None:
+            return ()
+        return (self.repo,) if isinstance(self.repo, str) else tuple(self.repo)
 
 
 class RepoConfig(_Section):
@@ -558,12 +574,13 @@ def cross_check(settings: Settings, *, check_secrets: bool = True) -> list[str]:
         problems.append("trackers: no [[trackers]] entry. Fix: add one (see config/tracker-bridge.example.toml)")
     for i, t in enumerate(settings.trackers):
         key = f'trackers[{i}] (name "{t.name}")'
-        if t.repo is not None and t.repo not in repo_names:
-            known = ", ".join(sorted(repo_names)) or "none defined"
-            problems.append(
-                f"{key}.repo = {t.repo!r}: no [[repos]] entry has that name. "
-                f"Fix: use one of: {known}, or add a [[repos]] entry named {t.repo!r}"
-            )
+        for name in t.repo_names:
+            if name not in repo_names:
+                known = ", ".join(sorted(repo_names)) or "none defined"
+                problems.append(
+                    f"{key}.repo = {t.repo!r}: no [[repos]] entry has the name {name!r}. "
+                    f"Fix: use one of: {known}, or add a [[repos]] entry named {name!r}"
+                )
         if t.kind == "local":
             folder = settings.path(t.url)
             if not folder.is_dir():

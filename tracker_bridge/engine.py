@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -42,25 +42,28 @@ import structlog
 
 from tracker_bridge import lifecycle
 from tracker_bridge.agents import create_backend
+from tracker_bridge.agents.ci_logs import ci_feedback_for
 from tracker_bridge.agents.command import secret_env_names
 from tracker_bridge.agents.pipeline import RunPlan, RunReport, execute_run
 from tracker_bridge.comments import RunSummary, StatusView, render_status
 from tracker_bridge.config import Settings
 from tracker_bridge.failpoints import failpoint
 from tracker_bridge.lifecycle import Decision, Effect, PollAction, RetryPolicy, RunView, TicketView
-from tracker_bridge.models import PullRequest, PullRequestState, RunOutcome, Score, Stage, Ticket, TicketFields
+from tracker_bridge.models import Phase, PullRequest, PullRequestState, RunOutcome, Score, Stage, Ticket, TicketFields
 from tracker_bridge.protocols import (
     AgentBackend,
     AgentEvent,
     CodeHost,
     CodeHostError,
     PollResult,
+    PullRequestComments,
     RejectedTicket,
     RemoteError,
     Tracker,
     TrackerError,
     Trigger,
 )
+from tracker_bridge.routing import Route, route
 from tracker_bridge.scoring import score_ticket
 from tracker_bridge.scoring.judge import spent_on as llm_judge_spent_on
 from tracker_bridge.store import RunRow, Store, TicketRow, pr_fields, utcnow
@@ -368,7 +371,8 @@ class Engine:
 
     def _evaluate(self, row: TicketRow, ticket: Ticket, digest: str, report: CycleReport) -> None:
         via = lifecycle.trigger_via(ticket, self.trigger)
-        repo_name = ticket.repo or self.settings.tracker(ticket.tracker).repo
+        routed = self._route(ticket)
+        repo_name = routed.repo
         known_repos = [r.name for r in self.settings.repos]
         row = self.store.update_ticket(
             row.id,
@@ -397,6 +401,9 @@ class Engine:
             if actor is None or actor.lower() not in {a.lower() for a in allowed}:
                 self._apply(row, lifecycle.actor_refused(actor), report, content_hash=digest)
                 return
+        if routed.repo is None:
+            self._apply(row, lifecycle.unrouted(routed.problem, routed.choices), report, content_hash=digest)
+            return
         analyse = self.settings.scoring.repo_analysis and repo_name in known_repos
         ticket_id = row.id
 
@@ -410,6 +417,12 @@ class Engine:
                 self._inbox.put(ScoreDone(ticket_id, digest, repo_name, error=f"{type(exc).__name__}: {exc}"))
 
         self._scoring[row.id] = (row.tracker, self._score_pool.submit(job))
+
+    def _route(self, ticket: Ticket) -> Route:
+        """The repository the ticket changes (tracker_bridge/routing.py holds the rules)."""
+        routed = route(ticket, self.settings.tracker(ticket.tracker), self.settings.repos)
+        log.debug("ticket.routed", ref=ticket.ref, repo=routed.repo, why=routed.why or routed.problem)
+        return routed
 
     def _on_score_done(self, done: ScoreDone, report: CycleReport | None) -> None:
         self._scoring.pop(done.ticket_id, None)
@@ -491,7 +504,25 @@ class Engine:
                 busy = sum(1 for f in self.active.values() if not f.done())
             if busy >= self.settings.bridge.max_concurrent_runs:
                 return
+            if row.stage_enum is Stage.QUEUED and self._hold_for_reviews(row, view, report):
+                continue
             self._guarded(row, partial(self._start, row, view, report))
+
+    def _hold_for_reviews(self, row: TicketRow, view: TicketView, report: CycleReport) -> bool:
+        """`[bridge] max_open_reviews`: a queued ticket waits while its repository has that many agent pull requests
+        awaiting review (a run under way counts: it becomes one). Says so on the ticket; True when held."""
+        limit = self.settings.bridge.max_open_reviews
+        if limit is None or row.repo is None:
+            return False
+        open_reviews = sum(
+            1 for r in self.store.tickets(stages=(Stage.RUNNING, Stage.REVIEW)) if r.repo == row.repo and r.id != row.id
+        )
+        decision = lifecycle.review_capacity(view, row.repo, limit, open_reviews)
+        if decision is None:
+            return False
+        if decision.reason != row.reason:
+            self._apply(row, decision, report)
+        return True
 
     def _start(self, row: TicketRow, view: TicketView, report: CycleReport) -> None:
         decision = lifecycle.take(view)
@@ -516,6 +547,7 @@ class Engine:
         except TrackerError as exc:
             log.warning("run.read_failed", ref=row.ref, error=str(exc))
             return
+        ci_pr = row.pr_id if row.phase is Phase.ITERATING else None  # an iteration: its failed checks' logs
         row = self._apply(row, decision, report)
         if row.stage_enum is not Stage.RUNNING:
             return  # the card could not be moved: the ticket failed with the reason
@@ -551,8 +583,9 @@ class Engine:
 
         def job() -> None:
             try:
+                run_plan = self._with_ci_logs(plan, host, ci_pr)
                 result = execute_run(
-                    plan,
+                    run_plan,
                     host=host,
                     backend=backend,
                     settings=self.settings,
@@ -567,6 +600,20 @@ class Engine:
                 self._inbox.put(RunDone(ticket_id, run_id, crash=str(exc)))
 
         self._submit(row.id, job)
+
+    @staticmethod
+    def _with_ci_logs(plan: RunPlan, host: CodeHost, pr_id: str | None) -> RunPlan:
+        """The plan with the failed CI jobs' log tails added to the agent's feedback (in the worker: the logs are
+        downloaded). Not written to the ticket's `feedback`, which the lifecycle compares with the pull request's."""
+        if pr_id is None:
+            return plan
+        try:
+            pr = host.get_pull_request(pr_id)
+        except CodeHostError as exc:
+            log.warning("ci_logs.pr_unreadable", pr=pr_id, error=str(exc))
+            return plan
+        lines = ci_feedback_for(host, pr)
+        return replace(plan, feedback=[*plan.feedback, *lines]) if lines else plan
 
     def _submit(self, ticket_id: int, job: Callable[[], None]) -> None:
         with self._active_lock:
@@ -743,6 +790,34 @@ class Engine:
         )
         if decision is not None:
             self._apply(row, decision, report)
+        elif row.stage_enum is Stage.REVIEW and pr.state is PullRequestState.OPEN:
+            self._follow_up_comments(row, pr, report)
+
+    def _follow_up_comments(self, row: TicketRow, pr: PullRequest, report: CycleReport) -> None:
+        """`@mention` comments on the pull request: one iteration per new request (lifecycle.follow_up); the
+        comments handled are remembered in the store (effects of kind `follow_up_comment`), so none counts twice."""
+        host = self.hosts[row.repo or ""]
+        if not isinstance(host, PullRequestComments):
+            return
+        try:
+            comments = host.pull_request_comments(pr.id)
+        except CodeHostError as exc:
+            log.warning("pr.comments_failed", ref=row.ref, error=str(exc))
+            return
+        handled = {e.detail for e in self.store.effects(row.id, kind="follow_up_comment")}
+        outcome = lifecycle.follow_up(
+            self._view(row),
+            pr,
+            comments,
+            handled=handled,
+            mention=self.settings.trigger.mention,
+            allowed_actors=self.settings.trigger.allowed_actors,
+            max_iterations=self.settings.agent.max_iterations,
+        )
+        for comment_id in outcome.handled:
+            self.store.record_effect(row.id, "follow_up_comment", comment_id)
+        if outcome.decision is not None and outcome.decision.reason != row.reason:
+            self._apply(row, outcome.decision, report)
 
     # --- applying decisions and converging the board -----------------------------------------------------------
 

@@ -33,7 +33,7 @@ from tracker_bridge.models import (
     Ticket,
     TicketFields,
 )
-from tracker_bridge.protocols import RemoteError, Trigger
+from tracker_bridge.protocols import STATUS_MARKER, PullRequestComment, RemoteError, Trigger
 
 MAX_RETRY_DELAY_S = 1800.0
 
@@ -262,6 +262,17 @@ def scored(
     return Decision(Stage.QUEUED, f"score {value:.2f} is at or above the threshold {threshold:.2f}")
 
 
+def unrouted(problem: str, choices: Sequence[str]) -> Decision:
+    """A ticket no routing rule sends to a configured repository is declined with the choices (never guessed at):
+    a person adds a `repo:<name>` label or a `[repo=<name>]` tag and the changed ticket is evaluated again."""
+    listed = ", ".join(choices) or "none (add a [[repos]] entry)"
+    hint = f"label it `repo:{choices[0]}` (or write `[repo={choices[0]}]` in the description)" if choices else ""
+    return Decision(
+        Stage.DECLINED,
+        f"no repository for this ticket: {problem}. Choices: {listed}" + (f"; {hint}" if hint else ""),
+    )
+
+
 def unroutable(error: str) -> Decision:
     """A ticket that could not be observed or evaluated: reported on the ticket, skipped, never fatal."""
     return Decision(Stage.FAILED, f"tracker-bridge could not process this ticket: {error}")
@@ -273,6 +284,19 @@ def budget_spent(view: TicketView, daily_budget_usd: float) -> Decision:
         view.stage,
         f"the daily budget of ${daily_budget_usd:.2f} is spent; the agent takes this ticket when it renews",
         phase=view.phase,
+    )
+
+
+def review_capacity(view: TicketView, repo: str, limit: int, open_reviews: int) -> Decision | None:
+    """`[bridge] max_open_reviews`: a queued ticket waits (stays queued, saying why) while `open_reviews` agent pull
+    requests (or runs that will become one) await review on its repository; None when it may start."""
+    if open_reviews < limit:
+        return None
+    return Decision(
+        Stage.QUEUED,
+        f"waiting for review capacity: {open_reviews} agent pull request(s) on {repo} await review or are being "
+        f"prepared ([bridge] max_open_reviews = {limit}); the agent starts on this ticket when one is merged or "
+        "closed",
     )
 
 
@@ -410,3 +434,56 @@ def pull_request_decision(
     if d.stage is view.stage and (not d.reason or d.reason == view.reason) and pr.state is view.pr_state:
         return None
     return Decision(d.stage, d.reason or view.reason, fields=fields)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """What the comments on a pull request ask: the decision (an iteration, or None) and the comment ids now
+    handled, remembered so that no comment ever triggers twice."""
+
+    decision: Decision | None
+    handled: tuple[str, ...] = ()
+
+
+def follow_up(
+    view: TicketView,
+    pr: PullRequest,
+    comments: Sequence[PullRequestComment],
+    *,
+    handled: set[str],
+    mention: str,
+    allowed_actors: Sequence[str],
+    max_iterations: int,
+) -> FollowUp:
+    """A comment mentioning `mention` by an allowed person (anyone when `allowed_actors` is empty; never the
+    daemon's own account or its status comment) starts one iteration on the same branch with the comment as its
+    feedback. Every new mention is handled once, whoever wrote it: a refused one is not reconsidered later."""
+    allowed = {a.lower() for a in allowed_actors}
+    fresh = [
+        c
+        for c in comments
+        if c.id not in handled and not c.mine and STATUS_MARKER not in c.body and mention.lower() in c.body.lower()
+    ]
+    if not fresh or view.stage is not Stage.REVIEW or pr.state is not PullRequestState.OPEN:
+        return FollowUp(None)
+    ids = tuple(c.id for c in fresh)
+    asks = [c for c in fresh if not allowed or c.author.lower() in allowed]
+    if not asks:
+        return FollowUp(None, ids)
+    if view.iterations >= max_iterations:
+        return FollowUp(
+            Decision(
+                Stage.REVIEW,
+                f"{asks[-1].author} asked the agent for a change, but it has used its {max_iterations} "
+                "iteration(s): a person should take over",
+            ),
+            ids,
+        )
+    feedback = [*pr.feedback, *(f"{c.author} commented on the pull request: {c.body}" for c in asks)]
+    fields: TicketFields = {
+        "iterations": view.iterations + 1,
+        "iterated_sha": pr.head_sha,
+        "feedback_json": json.dumps(feedback),
+    }
+    reason = f"{asks[-1].author} asked for a change in a comment: the agent takes another iteration"
+    return FollowUp(Decision(Stage.RUNNING, reason, phase=Phase.ITERATING, fields=fields), ids)

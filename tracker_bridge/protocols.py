@@ -175,6 +175,27 @@ class CodeHost(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PullRequestComment:
+    """A comment on a pull request: its conversation or a line of its diff. `mine`: written by the daemon's own
+    account (never a follow-up request). The body is untrusted text."""
+
+    id: str
+    author: str
+    body: str
+    mine: bool = False
+
+
+@runtime_checkable
+class PullRequestComments(Protocol):
+    """A code host that lists a pull request's comments (GitHub issue and review comments, GitLab merge request
+    notes), for `@mention` follow-ups. Optional: test with isinstance."""
+
+    def pull_request_comments(self, pr_id: str) -> list[PullRequestComment]:
+        """Every person's comment on the pull request, oldest first (system notes left out)."""
+        ...
+
+
 @runtime_checkable
 class CheckLogs(Protocol):
     """A code host that can read its CI's job logs (GitHub Actions, GitLab CI). Optional: test with isinstance."""

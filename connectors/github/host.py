@@ -30,7 +30,7 @@ from tracker_bridge.agents.ci_logs import log_tail
 from tracker_bridge.config import ConfigError, RepoConfig, Settings
 from tracker_bridge.gitutil import GitTimeout, git_env, run_git
 from tracker_bridge.models import ChecksState, PullRequest, PullRequestState, ReviewState
-from tracker_bridge.protocols import CodeHostError, Problem
+from tracker_bridge.protocols import CodeHostError, Problem, PullRequestComment
 from tracker_bridge_connectors.github.client import GitHubAPIError, GitHubClient
 from tracker_bridge_connectors.github.refs import repo_from_remote
 
@@ -81,6 +81,7 @@ class GitHubHost:
             lazy=True,
         )
         self._pulls: dict[int, GhPull] = {}  # the pull requests followed, kept for their conditional refresh
+        self._me: str | None = None  # the token's login, read when first needed
 
     @classmethod
     def from_config(cls, cfg: RepoConfig, settings: Settings) -> GitHubHost:
@@ -315,6 +316,27 @@ class GitHubHost:
         if pr.get("requested_reviewers") or pr.get("requested_teams"):
             return ReviewState.REVIEW_REQUESTED, []
         return ReviewState.NONE, []
+
+    # --- follow-up comments ----------------------------------------------------------------------------------------
+
+    def _login(self) -> str:
+        """The token's own account (its comments never ask the agent for anything), read once."""
+        if self._me is None:
+            self._me = str((self.client.rest("GET", "/user").data or {}).get("login") or "")
+        return self._me
+
+    def pull_request_comments(self, pr_id: str) -> list[PullRequestComment]:
+        """The pull request's conversation comments (an issue's, on GitHub) and its review comments, oldest first."""
+        number = int(str(pr_id).lstrip("#"))
+        me = self._login().lower()
+        found: list[PullRequestComment] = []
+        for kind, suffix in (("issue", f"/issues/{number}/comments"), ("review", f"/pulls/{number}/comments")):
+            for c in self._call("GET", suffix, params={"per_page": 100}, conditional=True).data or []:
+                author = str((c.get("user") or {}).get("login") or "")
+                found.append(
+                    PullRequestComment(f"{kind}:{c.get('id')}", author, str(c.get("body") or ""), author.lower() == me)
+                )
+        return found
 
     def _checks_state(self, sha: str) -> tuple[ChecksState, list[str]]:
         runs = self._call("GET", f"/commits/{sha}/check-runs", params={"per_page": 100}, conditional=True).data or {}

@@ -21,7 +21,7 @@ from tracker_bridge.agents.ci_logs import log_tail
 from tracker_bridge.config import ConfigError, RepoConfig, Settings
 from tracker_bridge.gitutil import GitError, git, git_env
 from tracker_bridge.models import ChecksState, PullRequest, PullRequestState, ReviewState
-from tracker_bridge.protocols import CodeHostError, Problem
+from tracker_bridge.protocols import CodeHostError, Problem, PullRequestComment
 from tracker_bridge_connectors.gitlab.client import (
     GitLabClient,
     explain,
@@ -79,6 +79,7 @@ class GitLabHost:
         self.git_url = git_url
         self.project_path = project_path
         self.base_branch = base_branch
+        self._me: int | None = None  # the token's user id, read when first needed
         self._auth = "Authorization: Basic " + base64.b64encode(f"oauth2:{token}".encode()).decode()
 
     @classmethod
@@ -230,6 +231,29 @@ class GitLabHost:
             f"CI pipeline failed: {pipeline.get('web_url')}"
         ]
         return state, names
+
+    # --- follow-up comments ----------------------------------------------------------------------------------------
+
+    def pull_request_comments(self, pr_id: str) -> list[PullRequestComment]:
+        """The merge request's notes by people (system notes left out), oldest first."""
+        what = f"reading the notes of merge request !{pr_id} of {self.project_path}"
+        with translated(CodeHostError, what, self.gl.url):
+            if self._me is None:
+                self.gl.auth()
+                assert self.gl.user is not None
+                self._me = int(self.gl.user.id)
+            mr = self._project().mergerequests.get(int(pr_id), lazy=True)
+            notes = mr.notes.list(get_all=True, sort="asc", order_by="created_at")
+        return [
+            PullRequestComment(
+                str(n.id),
+                str((n.author or {}).get("username") or ""),
+                str(n.body or ""),
+                int((n.author or {}).get("id") or 0) == self._me,
+            )
+            for n in notes
+            if not n.attributes.get("system")
+        ]
 
     # --- CI logs ---------------------------------------------------------------------------------------------------
 

@@ -421,6 +421,15 @@ class GitLabSim:
         mr.updated_at = ts
         return note
 
+    def mr_comment(self, project: Project, mr_iid: int, body: str, *, by: User) -> Note:
+        """A plain comment on the merge request (not a thread to resolve)."""
+        mr = project.mrs[mr_iid]
+        ts = self.now()
+        note = Note(self.next_id(), body, by, ts, ts)
+        mr.notes.append(note)
+        mr.updated_at = ts
+        return note
+
     def merge(self, project: Project, mr_iid: int, *, by: User) -> None:
         """Merge as the web UI does: the target branch gets the source's commits, "Closes #N" issues close."""
         mr = project.mrs[mr_iid]
@@ -621,6 +630,8 @@ class GitLabSim:
         }
 
     def mr_json(self, project: Project, mr: MergeRequest, *, detail: bool = False) -> dict[str, Any]:
+        if mr.state == "opened":  # a push to the source branch moves an open merge request's head, as on GitLab
+            mr.sha = self.branch_sha(project, mr.source_branch) or mr.sha
         body: dict[str, Any] = {
             "id": mr.id,
             "iid": mr.iid,

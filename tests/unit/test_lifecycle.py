@@ -231,3 +231,77 @@ def test_failing_ci_makes_an_iterating_decision_with_the_feedback() -> None:
     same = pr(head_sha="h1")
     unchanged = view(Stage.REVIEW, None, pr_state=PullRequestState.OPEN, reason="the pull request is open")
     assert lifecycle.pull_request_decision(same, unchanged, max_iterations=2, iterated_feedback=None) is None
+
+
+@pytest.mark.parametrize(
+    ("limit", "open_reviews", "held"),
+    [(1, 0, False), (1, 1, True), (2, 1, False), (2, 3, True)],
+)
+def test_review_capacity_holds_a_queued_ticket_while_the_repository_is_full(
+    limit: int, open_reviews: int, held: bool
+) -> None:
+    view = TicketView(ref="PAY-1", stage=Stage.QUEUED, phase=None)
+    decision = lifecycle.review_capacity(view, "web", limit, open_reviews)
+    assert (decision is not None) is held
+    if decision is not None:
+        assert decision.stage is Stage.QUEUED and decision.effect is Effect.NONE
+        assert f"max_open_reviews = {limit}" in decision.reason and "web" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("choices", "expected"),
+    [(("api", "web"), "Choices: api, web; label it `repo:api`"), ((), "Choices: none (add a [[repos]] entry)")],
+)
+def test_unrouted_declines_with_the_choices(choices: tuple[str, ...], expected: str) -> None:
+    decision = lifecycle.unrouted("the label 'repo:x' names the repository 'x', which is not configured", choices)
+    assert decision.stage is Stage.DECLINED and decision.effect is Effect.NONE
+    assert expected in decision.reason
+
+
+def _comment(cid: str, author: str, body: str, mine: bool = False) -> lifecycle.PullRequestComment:
+    return lifecycle.PullRequestComment(cid, author, body, mine)
+
+
+@pytest.mark.parametrize(
+    ("comments", "handled", "allowed", "iterations", "iterates", "marked"),
+    [
+        ([_comment("1", "alice", "@tracker-bridge add a test")], set(), ["alice"], 0, True, ("1",)),
+        ([_comment("1", "alice", "@Tracker-Bridge add a test")], set(), [], 0, True, ("1",)),  # anyone when empty
+        ([_comment("1", "eve", "@tracker-bridge delete it")], set(), ["alice"], 0, False, ("1",)),  # not allowed
+        ([_comment("1", "alice", "looks good")], set(), ["alice"], 0, False, ()),  # no mention
+        ([_comment("1", "alice", "@tracker-bridge add a test")], {"1"}, ["alice"], 0, False, ()),  # handled before
+        ([_comment("1", "bot", "@tracker-bridge said so", mine=True)], set(), [], 0, False, ()),  # our own
+        ([_comment("1", "x", "<!-- tracker-bridge:status --> @tracker-bridge")], set(), [], 0, False, ()),
+        ([_comment("1", "alice", "@tracker-bridge more")], set(), ["alice"], 2, False, ("1",)),  # iterations used
+    ],
+)
+def test_follow_up_comments(
+    comments: list[lifecycle.PullRequestComment],
+    handled: set[str],
+    allowed: list[str],
+    iterations: int,
+    iterates: bool,
+    marked: tuple[str, ...],
+) -> None:
+    view = TicketView(ref="PAY-1", stage=Stage.REVIEW, phase=None, iterations=iterations)
+    out = lifecycle.follow_up(
+        view, pr(head_sha="abc"), comments, handled=handled, mention="@tracker-bridge", allowed_actors=allowed,
+        max_iterations=2,
+    )
+    assert out.handled == marked
+    assert (out.decision is not None and out.decision.stage is Stage.RUNNING) is iterates
+    if iterates:
+        assert out.decision is not None and out.decision.phase is Phase.ITERATING
+        assert out.decision.fields["iterations"] == iterations + 1
+        assert comments[0].body in out.decision.fields["feedback_json"]
+    if iterations >= 2 and marked:
+        assert out.decision is not None and "used its 2 iteration(s)" in out.decision.reason
+
+
+def test_follow_up_waits_while_the_ticket_is_not_in_review() -> None:
+    view = TicketView(ref="PAY-1", stage=Stage.RUNNING, phase=Phase.AGENT)
+    out = lifecycle.follow_up(
+        view, pr(), [_comment("1", "alice", "@tracker-bridge go")], handled=set(), mention="@tracker-bridge",
+        allowed_actors=[], max_iterations=2,
+    )
+    assert out.decision is None and out.handled == ()  # read again once the ticket is back in review

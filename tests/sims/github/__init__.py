@@ -313,6 +313,14 @@ class GitHubSim:
         issue.touch()
         return c
 
+    def pr_comment(self, pr: Pull, body: str, by: str = "alice") -> Comment:
+        """A comment in the pull request's conversation (not on a line of its diff)."""
+        self.world.user(by)
+        c = Comment(id=next_id(), body=body, user=by, created_at=now(), updated_at=now())
+        pr.comments.append(c)
+        pr.updated_at = now()
+        return c
+
     def open_pull(self, repo: Repo, head: str, title: str, body: str = "", by: str = "alice") -> Pull:
         pr = Pull(
             repo=repo, number=repo.next_number(), title=title, body=body, head=head, base=repo.default_branch, user=by

@@ -83,7 +83,7 @@ class Renderer:
             "author_association": "MEMBER",
         }
 
-    def comment(self, issue: Issue, c: Comment) -> dict[str, Any]:
+    def comment(self, issue: Issue | Pull, c: Comment) -> dict[str, Any]:
         repo = issue.repo
         return {
             "id": c.id,

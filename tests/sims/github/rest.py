@@ -154,10 +154,13 @@ def install(sim: GitHubSim) -> None:
         return Response(200, render.issue(issue))
 
     @route("GET", "/repos/{owner}/{repo}/issues/{issue_number}/comments")
-    @with_issue
-    def list_comments(req: Request, issue: Issue) -> Response:
-        url = f"{render.base}/repos/{issue.repo.full_name}/issues/{issue.number}/comments"
-        return paginate(req, [render.comment(issue, c) for c in issue.comments], url)
+    def list_comments(req: Request, owner: str, repo: str, issue_number: str) -> Response:
+        # On GitHub a pull request is an issue too: its conversation comments are served here.
+        thread: Issue | Pull | None = issue_of(owner, repo, issue_number) or pull_of(owner, repo, issue_number)
+        if thread is None:
+            return not_found()
+        url = f"{render.base}/repos/{thread.repo.full_name}/issues/{thread.number}/comments"
+        return paginate(req, [render.comment(thread, c) for c in thread.comments], url)
 
     @route("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments")
     @with_issue

@@ -188,6 +188,7 @@ class Pull:
     requested_reviewers: list[str] = field(default_factory=list)
     reviews: list[Review] = field(default_factory=list)
     review_comments: list[ReviewComment] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)  # the conversation: GitHub serves it as the issue's
     head_sha_at_close: str | None = None
     created_at: datetime = field(default_factory=now)
     updated_at: datetime = field(default_factory=now)
