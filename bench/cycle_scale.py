@@ -47,6 +47,7 @@ state_dir = "state"
 backend = "command"
 command = "true"
 sandbox = "none"
+allow_unsandboxed = true
 
 [[trackers]]
 name = "board"
