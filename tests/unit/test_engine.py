@@ -284,7 +284,7 @@ def test_a_stalled_tracker_delays_only_its_own_tickets(tmp_path: Path) -> None:
 
     slow = Stalled(name="slow")
     slow.add("S-1")
-    w = make_world(tmp_path, others=(slow,), cycle_deadline=1.0)
+    w = make_world(tmp_path, others=(slow,), cycle_deadline=3.0)
     w.tracker.add("T-1")
     report = w.engine.cycle()
     assert report.started_runs == ["T-1"] and "slow" in report.poll_errors
