@@ -125,19 +125,14 @@ def raw_and_capped(score: Score, weights: dict[str, float] | None = None) -> tup
 
 
 def rescale(parts: Sequence[tuple[float, bool]], knot: float) -> list[float]:
-    """Scores as blend.py would give them with CALIBRATION_KNOT = knot."""
-    saved = blend.CALIBRATION_KNOT
-    blend.CALIBRATION_KNOT = knot  # calibrate() reads the module constant
-    try:
-        out = []
-        for raw, capped in parts:
-            value = blend.calibrate(raw)
-            if capped:
-                value = min(value, blend.KIND_CAP)
-            out.append(round(max(0.0, min(1.0, value)), 3))
-        return out
-    finally:
-        blend.CALIBRATION_KNOT = saved
+    """Scores as blend.py would give them with the calibration knot at `knot`."""
+    out = []
+    for raw, capped in parts:
+        value = blend.calibrate(raw, knot)
+        if capped:
+            value = min(value, blend.KIND_CAP)
+        out.append(round(max(0.0, min(1.0, value)), 3))
+    return out
 
 
 def summary(name: str, figs: Sequence[HalfFigures]) -> str:
