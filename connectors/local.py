@@ -1,9 +1,10 @@
 """The local tracker: a folder of Markdown tickets, the embedded default that needs no account.
 
 Each ticket is `<KEY>.md` with YAML front matter (`title`, `status` = its column, `labels`, optionally `repo`,
-`triggered_by`) and the description as body. tracker-bridge moves the card by rewriting `status`, links the pull
-request as `pull_request`, and keeps its status comment in the same file below the description, between markers, so
-a person reading the file sees it. An optional `board.yaml` (`columns: [...]`) lists the board's columns.
+`triggered_by`, `approved_by`, and people's `comments` as a list of `{author, body}`) and the description as body.
+tracker-bridge moves the card by rewriting `status`, links the pull request as `pull_request`, and keeps its status
+comment in the same file below the description, between markers, so a person reading the file sees it. An optional
+`board.yaml` (`columns: [...]`) lists the board's columns.
 
 The files belong to people as much as to the daemon, so:
 - the front matter is edited round-trip (ruamel.yaml): comments, quoting and key order survive a move;
@@ -17,6 +18,7 @@ The files belong to people as much as to the daemon, so:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import re
@@ -35,7 +37,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from tracker_bridge.config import Settings, TrackerConfig
-from tracker_bridge.models import PullRequest, Ticket
+from tracker_bridge.models import PullRequest, Ticket, TicketComment
 from tracker_bridge.protocols import STATUS_MARKER, PollResult, Problem, RejectedTicket, TrackerError, Trigger
 
 log = structlog.get_logger(__name__)
@@ -141,6 +143,28 @@ class TicketFile:
             f"{self.path.name}: labels = {value!r} is not a list of labels. Fix: write labels: [agent-ready]"
         )
 
+    def comments(self) -> list[TicketComment]:
+        """People's comments from the front matter: `comments: [{author: alice, body: "..."}, "plain text"]`.
+        A comment's id is its position and a digest of its text, so editing a comment makes it a new one."""
+        value = self.meta.get("comments")
+        if value is None:
+            return []
+        fix = 'Fix: write comments: [{author: alice, body: "@tracker-bridge approve"}]'
+        if not isinstance(value, list):
+            raise TrackerError(f"{self.path.name}: comments = {value!r} is not a list of comments. {fix}")
+        out: list[TicketComment] = []
+        for n, item in enumerate(value, 1):
+            if isinstance(item, str):
+                author, body = None, item
+            elif isinstance(item, dict) and isinstance(item.get("body"), str):
+                who = item.get("author")
+                author, body = (str(who) if isinstance(who, str | int) and str(who) else None), item["body"]
+            else:
+                raise TrackerError(f"{self.path.name}: comment {n} ({item!r}) has no text body. {fix}")
+            digest = hashlib.sha256(f"{author}\n{body}".encode()).hexdigest()[:12]
+            out.append(TicketComment(id=f"{n}-{digest}", author=author, body=body))
+        return out
+
     def scalar(self, key: str) -> str | None:
         value = self.meta.get(key)
         if value is None or value == "":
@@ -239,6 +263,7 @@ class LocalTracker:
 
     def _ticket(self, ref: str, tf: TicketFile) -> Ticket:
         mtime = datetime.fromtimestamp(tf.path.stat().st_mtime, UTC)
+        discussion = tuple(tf.comments())
         return Ticket(
             ref=ref,
             tracker=self.name,
@@ -249,6 +274,8 @@ class LocalTracker:
             url=tf.path.resolve().as_uri(),
             repo=tf.scalar("repo"),
             updated_at=mtime,
+            comments=tuple(c.body for c in discussion),
+            discussion=discussion,
         )
 
     def columns(self) -> list[str] | None:
@@ -430,6 +457,10 @@ class LocalTracker:
     def trigger_actor(self, ticket: Ticket) -> str | None:
         # A file has no history of who labelled it; a `triggered_by` key in the front matter says it when needed.
         return self._load(ticket.ref).scalar("triggered_by")
+
+    def approval_actor(self, ticket: Ticket) -> str | None:
+        """Who added the approval label (issue 15): an `approved_by` key in the front matter, as `triggered_by`."""
+        return self._load(ticket.ref).scalar("approved_by")
 
     def link_pull_request(self, ref: str, pr: PullRequest) -> None:
         def change(tf: TicketFile) -> bool:

@@ -19,7 +19,7 @@ from tracker_bridge.agents.caps import CapMeter
 from tracker_bridge.config import Settings, TrackerConfig
 from tracker_bridge.engine import Engine
 from tracker_bridge.gitutil import git
-from tracker_bridge.models import PullRequest, RunOutcome, Score, Ticket
+from tracker_bridge.models import PullRequest, RunOutcome, Score, Ticket, TicketComment
 from tracker_bridge.protocols import (
     AgentEvent,
     AgentRequest,
@@ -69,6 +69,7 @@ class FakeTracker:
     links: dict[str, str] = field(default_factory=dict)
     rejected: list[RejectedTicket] = field(default_factory=list)
     actors: dict[str, str] = field(default_factory=dict)
+    approvers: dict[str, str] = field(default_factory=dict)  # who added the approval label (issue 15)
     calls: list[tuple[str, str]] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
 
@@ -117,6 +118,15 @@ class FakeTracker:
 
     def trigger_actor(self, ticket: Ticket) -> str | None:
         return self.actors.get(ticket.ref)
+
+    def approval_actor(self, ticket: Ticket) -> str | None:
+        return self.approvers.get(ticket.ref)
+
+    def comment(self, ref: str, author: str, body: str) -> None:
+        """A person comments on the ticket (the comments with authors a tracker exposes)."""
+        t = self.tickets[ref]
+        c = TicketComment(id=str(len(t.discussion) + 1), author=author, body=body)
+        self.tickets[ref] = t.model_copy(update={"discussion": (*t.discussion, c), "comments": (*t.comments, body)})
 
     def link_pull_request(self, ref: str, pr: PullRequest) -> None:
         self.calls.append(("link", ref))

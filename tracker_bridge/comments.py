@@ -21,6 +21,7 @@ HEADLINES = {
     Stage.DECLINED: "declined: not ready for an agent yet",
     Stage.FAILED: "failed: a person should take a look",
     Stage.CANCELLED: "cancelled: the trigger was removed",
+    Stage.AWAITING_APPROVAL: "plan ready: waiting for a person's approval",
 }
 
 # `running` says which of its three sub-states it is in; the stage shown (`running`) stays the same.
@@ -28,6 +29,7 @@ PHASE_HEADLINES = {
     Phase.AGENT: HEADLINES[Stage.RUNNING],
     Phase.PUBLISHING: "the change passes the tests; publishing it",
     Phase.ITERATING: "feedback on the pull request: the agent takes another iteration",
+    Phase.PLANNING: "the agent is writing a plan (read-only) for a person to approve",
 }
 
 
@@ -54,6 +56,7 @@ class StatusView:
     total_cost_usd: float = 0.0
     ignored: bool = False
     phase: Phase | None = None
+    plan: str = ""  # the agent's plan of a mid-score ticket (issue 15), shown while it awaits approval and after
 
 
 def _tokens(n: int) -> str:
@@ -87,6 +90,8 @@ def render_status(view: StatusView) -> str:
         lines += ["", f"**Progress:** {view.progress}"]
     if view.summary:
         lines += ["", "**Summary:**", "", view.summary.strip()]
+    if view.plan:
+        lines += ["", "**Plan:**", "", view.plan.strip()]
     if view.score is not None:
         lines += ["", render_score_markdown(view.score).strip()]
     lines += ["", "_This comment is kept up to date by tracker-bridge; edits to it will be overwritten._"]

@@ -110,6 +110,10 @@ class TriggerConfig(_Section):
     mention: str = Field(
         default="@tracker-bridge", min_length=1, description="a comment mentioning it asks the agent for a change"
     )
+    # The approval workflow (issue 15): a person approves a mid-score ticket's plan with this label, or with a
+    # comment holding `approve_mention` and the word "approve" (on trackers that expose comments with authors).
+    approve_label: str = Field(default="agent-approved", min_length=1)
+    approve_mention: str = Field(default="@tracker-bridge", min_length=1)
 
 
 class StagesConfig(_Section):
@@ -119,9 +123,12 @@ class StagesConfig(_Section):
     done: str = "Done"
     declined: str = "Needs Refinement"
     failed: str = "Needs Human"
+    # Where a planned ticket waits for a person's approval (issue 15); unset: the card stays where it is.
+    awaiting_approval: str | None = None
 
     def as_mapping(self) -> dict[str, str]:
-        return dict(self.model_dump())
+        """The configured columns by stage (an unset optional column is left out)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class ScoringConfig(_Section):
@@ -132,10 +139,13 @@ class ScoringConfig(_Section):
     llm_weight: float = Field(default=0.25, ge=0.0, le=1.0)
     api_key_env: str = "ANTHROPIC_API_KEY"
     base_url: str | None = None
-    # Reserved for the approval workflow of mid-score tickets (issue 15): not used by the engine yet.
-    approval_threshold: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="scores between this and threshold will need approval (planned)"
+    # The approval workflow of mid-score tickets (issue 15): a score in [approval_threshold, threshold) is not
+    # declined but planned (a read-only plan run under plan_max_cost_usd) and run once a person approves the plan.
+    # At or above `threshold` the feature is off.
+    approval_threshold: float = Field(
+        default=0.55, ge=0.0, le=1.0, description="scores between this and threshold are planned and need approval"
     )
+    plan_max_cost_usd: float = Field(default=0.50, gt=0, description="the dollar cap of one plan run")
     llm_cache: bool = Field(default=True, description="cache the LLM judge's answer by ticket content")
     # Where `tracker-bridge calibrate` wrote refitted weights; set from [bridge] state_dir, not a key of the file.
     _weights_dir: Path | None = PrivateAttr(default=None)

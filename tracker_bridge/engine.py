@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
+import re
 import shutil
 import threading
 import time
@@ -45,11 +46,21 @@ from tracker_bridge.agents import create_backend
 from tracker_bridge.agents.ci_logs import ci_feedback_for
 from tracker_bridge.agents.command import secret_env_names
 from tracker_bridge.agents.pipeline import RunPlan, RunReport, execute_run
+from tracker_bridge.agents.planning import execute_plan
 from tracker_bridge.comments import RunSummary, StatusView, render_status
 from tracker_bridge.config import Settings
 from tracker_bridge.failpoints import failpoint
-from tracker_bridge.lifecycle import Decision, Effect, PollAction, RetryPolicy, RunView, TicketView
-from tracker_bridge.models import Phase, PullRequest, PullRequestState, RunOutcome, Score, Stage, Ticket, TicketFields
+from tracker_bridge.lifecycle import Approval, Decision, Effect, PollAction, RetryPolicy, RunView, TicketView
+from tracker_bridge.models import (
+    Phase,
+    PullRequest,
+    PullRequestState,
+    RunOutcome,
+    Score,
+    Stage,
+    Ticket,
+    TicketFields,
+)
 from tracker_bridge.protocols import (
     AgentBackend,
     AgentEvent,
@@ -62,6 +73,7 @@ from tracker_bridge.protocols import (
     Tracker,
     TrackerError,
     Trigger,
+    same_name,
 )
 from tracker_bridge.routing import Route, route
 from tracker_bridge.scoring import score_ticket
@@ -212,6 +224,9 @@ class Engine:
         for row in self.store.tickets(stages=(Stage.QUEUED,)):
             if row.tracker in healthy and not self._late():
                 self._guarded(row, partial(self._check_queued, row, report))
+        for row in self.store.tickets(stages=(Stage.AWAITING_APPROVAL,)):
+            if row.tracker in healthy and not self._late():
+                self._guarded(row, partial(self._check_approval, row, report))
         for row in self.store.tickets_following_prs():
             if row.tracker in healthy and not self._late():
                 self._guarded(row, partial(self._follow_pull_request, row, report))
@@ -433,6 +448,7 @@ class Engine:
         score = done.score
         self._clear_rejection(row.tracker, row.ref)
         self.store.update_ticket(row.id, score=score.value, score_json=score.model_dump_json())
+        self.store.record_effect(row.id, "score", f"{score.value:.3f}")  # an approved plan is valid until this
         failpoint("after_score")
         decision = lifecycle.scored(
             accepted=score.accepted,
@@ -440,6 +456,7 @@ class Engine:
             threshold=score.threshold,
             repo=done.repo,
             known_repos=[r.name for r in self.settings.repos],
+            approval_threshold=self.settings.scoring.approval_threshold,
         )
         # The content hash is written with the verdict, never before it: a crash in between evaluates again.
         self._apply(row, decision, report, content_hash=done.digest)
@@ -542,6 +559,9 @@ class Engine:
         self._apply(row, decision, report)
 
     def _start_run(self, row: TicketRow, decision: Decision, budget_left: float, report: CycleReport) -> None:
+        if decision.phase is Phase.PLANNING:
+            self._start_plan_run(row, decision, budget_left, report)
+            return
         try:
             ticket = self.trackers[row.tracker].get_ticket(row.ref)
         except TrackerError as exc:
@@ -577,6 +597,7 @@ class Engine:
             trace_path=trace_path,
             feedback=row.feedback,
             daily_budget_left_usd=budget_left,
+            approved_plan=self._approved_plan(row.id),
         )
         host = self.hosts[repo.name]
         ticket_id, run_id = row.id, run.id
@@ -667,6 +688,9 @@ class Engine:
         self._reserved.pop(done.run_id, None)
         self._streamed.pop(done.run_id, None)
         row = self._row(done.ticket_id)
+        if row.phase is Phase.PLANNING and done.report is not None:
+            self._on_plan_done(row, done.run_id, done.report, report)
+            return
         if done.workspace_error is not None:
             # Not the agent's failure: the run never began. The run row says so; the ticket retries with backoff.
             self.store.update_run(
@@ -875,6 +899,7 @@ class Engine:
 
     def _status_view(self, row: TicketRow) -> StatusView:
         last = self.store.last_run(row.id)
+        plan = self._shown_plan(row, last)
         run = None
         if last is not None and row.stage_enum in (Stage.RUNNING, Stage.REVIEW, Stage.DONE, Stage.FAILED):
             run = RunSummary(
@@ -888,15 +913,16 @@ class Engine:
         return StatusView(
             stage=row.stage_enum,
             reason=row.reason,
-            column=lifecycle.column_for(row.stage_enum, self.settings.stages),
+            column=lifecycle.column_for(row.stage_enum, self.settings.stages, row.phase),
             score=row.score_model,
             run=run,
             progress=row.progress,
             pr_url=row.pr_url,
-            summary=last.summary if last is not None and row.stage_enum is not Stage.RUNNING else "",
+            summary=last.summary if last is not None and row.stage_enum is not Stage.RUNNING and not plan else "",
             total_cost_usd=self.store.ticket_cost(row.id),
             ignored=row.stage_enum is Stage.SEEN and "allowed_actors" in row.reason,
             phase=row.phase,
+            plan=plan,
         )
 
     def _converge_pending(self, trackers: set[str]) -> None:
@@ -914,7 +940,7 @@ class Engine:
         tracker = self.trackers.get(row.tracker)
         if tracker is None:
             return row
-        column = lifecycle.column_for(stage, self.settings.stages)
+        column = lifecycle.column_for(stage, self.settings.stages, row.phase)
         if column is not None and row.column_applied != column:
             try:
                 tracker.move(row.ref, column)
@@ -944,6 +970,148 @@ class Engine:
             row = self.store.update_ticket(row.id, synced=True)
         return row
 
+    # --- the approval workflow (issue 15): plan runs, approvals, the approved plan ---------------------------------
+
+    def _start_plan_run(self, row: TicketRow, decision: Decision, budget_left: float, report: CycleReport) -> None:
+        """A mid-score ticket's read-only plan run, capped at `[scoring] plan_max_cost_usd`: its cost is a run's
+        (recorded on its run row, so it counts in the daily budget), its result a plan, never a push."""
+        try:
+            ticket = self.trackers[row.tracker].get_ticket(row.ref)
+        except TrackerError as exc:
+            log.warning("plan.read_failed", ref=row.ref, error=str(exc))
+            return
+        row = self._apply(row, decision, report)
+        if row.stage_enum is not Stage.RUNNING:
+            return
+        report.started_runs.append(row.ref)
+        assert row.repo is not None and row.branch is not None
+        repo = self.settings.repo(row.repo)
+        backend = self.backend_factory(self.settings)
+        run = self.store.start_run(
+            row.id,
+            backend=backend.name,
+            branch=row.branch,
+            workspace=str(self.settings.state_dir / "plans" / ticket.key),
+            trace_path="",
+        )
+        trace_path = self.settings.state_dir / "runs" / ticket.key / f"plan-{run.attempt}.jsonl"
+        run = self.store.update_run(run.id, trace_path=str(trace_path))
+        log.info("plan.start", ref=ticket.ref, attempt=run.attempt, backend=backend.name)
+        self._reserved[run.id] = min(budget_left, self.settings.scoring.plan_max_cost_usd)
+        plan = RunPlan(
+            ticket=ticket,
+            repo=repo,
+            branch=row.branch,
+            workspace=Path(run.workspace),
+            trace_path=trace_path,
+            feedback=[],
+            daily_budget_left_usd=budget_left,
+        )
+        host = self.hosts[repo.name]
+        ticket_id, run_id = row.id, run.id
+
+        def job() -> None:
+            try:
+                on_event = partial(_put_progress, self._inbox, ticket_id, run_id)
+                result = execute_plan(plan, host=host, backend=backend, settings=self.settings, on_event=on_event)
+                self._inbox.put(RunDone(ticket_id, run_id, report=result))
+            except RemoteError as exc:
+                self._inbox.put(RunDone(ticket_id, run_id, workspace_error=exc))
+            except Exception as exc:
+                log.exception("plan.crashed", ticket_id=ticket_id)
+                self._inbox.put(RunDone(ticket_id, run_id, crash=str(exc)))
+
+        self._submit(row.id, job)
+
+    def _on_plan_done(self, row: TicketRow, run_id: int, result: RunReport, report: CycleReport | None) -> None:
+        self.store.finish_run(run_id, result.outcome, result.usage, reason=result.reason, summary=result.summary)
+        log.info("plan.finished", ref=row.ref, outcome=result.outcome.value, chars=len(result.summary))
+        trigger = self.settings.trigger
+        decision = lifecycle.plan_finished(
+            result.outcome,
+            result.summary,
+            result.reason,
+            approve_label=trigger.approve_label,
+            mention=trigger.approve_mention,
+        )
+        self._apply(row, decision, report)
+
+    def _approvals(self, tracker: Tracker, ticket: Ticket, plan_id: int) -> list[Approval]:
+        """The approvals on a ticket now: the approval label (once per plan and person) and comments that mention
+        the bot with `approve` (on trackers that expose comments with their authors)."""
+        found: list[Approval] = []
+        trigger = self.settings.trigger
+        if any(same_name(label, trigger.approve_label) for label in ticket.labels):
+            # Who added it, where the tracker can say (the local tracker: `approved_by`); else unknown, which
+            # `allowed_actors` refuses.
+            actor_of = getattr(tracker, "approval_actor", None)
+            actor: str | None = actor_of(ticket) if callable(actor_of) else None
+            found.append(Approval(f"label:{plan_id}:{actor or ''}", "label", actor))
+        mention = trigger.approve_mention.lower()
+        for comment in ticket.discussion:
+            body = comment.body.lower()
+            if mention in body and re.search(r"\bapprove[ds]?\b", body):
+                found.append(Approval(f"comment:{comment.id}", "comment", comment.author))
+        return found
+
+    def _used_approvals(self, ticket_id: int) -> set[str]:
+        used: set[str] = set()
+        for e in self.store.effects(ticket_id):
+            if e.kind in ("approval", "approval_refused"):
+                used.update(json.loads(e.detail).get("keys", []))
+        return used
+
+    def _check_approval(self, row: TicketRow, report: CycleReport) -> None:
+        """A ticket awaiting approval: an allowed person's approval queues it with its plan; anyone else's is
+        reported on the ticket. Every approval is used once (recorded as an effect before the stage is written)."""
+        tracker = self.trackers[row.tracker]
+        try:
+            ticket = tracker.get_ticket(row.ref)
+        except TrackerError as exc:
+            log.warning("approval.read_failed", ref=row.ref, error=str(exc))
+            return
+        plan_run = self.store.last_run(row.id)
+        approvals = self._approvals(tracker, ticket, plan_run.id if plan_run else 0)
+        found = lifecycle.approval_decision(
+            approvals, self._used_approvals(row.id), self.settings.trigger.allowed_actors
+        )
+        if found is None:
+            return
+        decision, approval = found
+        detail: dict[str, object] = {"via": approval.via, "actor": approval.actor, "keys": [approval.key]}
+        if decision.stage is Stage.QUEUED:
+            # Every approval present now is spent by this one: a second one left on the ticket must not approve a
+            # later plan by itself.
+            detail["keys"] = [a.key for a in approvals]
+            detail["plan"] = plan_run.summary if plan_run else ""
+            self.store.record_effect(row.id, "approval", json.dumps(detail))
+            if approval.via == "label":
+                try:  # so that the label can approve a later plan when a person adds it again
+                    tracker.remove_label(row.ref, self.settings.trigger.approve_label)
+                except TrackerError as exc:
+                    log.warning("approval.unlabel_failed", ref=row.ref, error=str(exc))
+        else:
+            self.store.record_effect(row.id, "approval_refused", json.dumps(detail))
+        log.info("approval.seen", ref=row.ref, via=approval.via, actor=approval.actor, stage=decision.stage.value)
+        self._apply(row, decision, report)
+
+    def _approved_plan(self, ticket_id: int) -> str:
+        """The plan a person approved for the ticket's current evaluation ("" when none: a new score resets it)."""
+        for e in reversed(self.store.effects(ticket_id)):
+            if e.kind == "score":
+                return ""
+            if e.kind == "approval":
+                return str(json.loads(e.detail).get("plan") or "")
+        return ""
+
+    def _shown_plan(self, row: TicketRow, last: RunRow | None) -> str:
+        """The plan shown in the status comment: the one awaiting approval, then the approved one."""
+        if row.stage_enum is Stage.AWAITING_APPROVAL:
+            return last.summary if last is not None else ""
+        if row.stage_enum in (Stage.QUEUED, Stage.RUNNING) and row.phase is not Phase.PLANNING:
+            return self._approved_plan(row.id)
+        return ""
+
     # --- shutdown hooks (issue 13): the daemon's signal handling calls these ---------------------------------------
 
     def stop_dispatch(self) -> None:
@@ -960,6 +1128,10 @@ class Engine:
         """Give up on the runs still going: recorded interrupted, so the next start resumes them as after a crash."""
         self.pool.shutdown(wait=False, cancel_futures=True)
         return self.store.interrupt_running()
+
+
+def _put_progress(inbox: queue.SimpleQueue[Message], ticket_id: int, run_id: int, event: AgentEvent) -> None:
+    inbox.put(Progress(ticket_id, run_id, event))
 
 
 def _tests_word(outcome: str | None) -> str | None:

@@ -4,6 +4,8 @@ pull request show now. No I/O here: every rule is a plain unit test, and the eng
     seen -> scored -> queued -> running -> review -> done
     exits: declined (score under threshold), failed (run failed, cap hit, PR closed unmerged),
            cancelled (a person removed the trigger while the ticket waited)
+    approval (issue 15): a score between `approval_threshold` and `threshold` goes
+           running/planning (a read-only plan run) -> awaiting_approval -> queued once a person approves the plan
 
 Like a Kubernetes controller, the engine observes, asks a function here for a `Decision` (next stage, sub-state,
 reason, the fields written with it, the next effect) and applies it in one place (`Engine._apply`). So every
@@ -141,6 +143,10 @@ def on_poll(
         return PollAction.EVALUATE if now_via and content_changed else PollAction.NOTHING
     if stage is Stage.QUEUED:
         return PollAction.NOTHING if still_triggered(ticket, trigger, via) else PollAction.CANCEL
+    if stage is Stage.AWAITING_APPROVAL:
+        # Approvals are read by the engine each cycle (`approval_decision`); adding the approval label changes the
+        # content hash, so a change here is no reason to plan again. Removing the trigger withdraws the request.
+        return PollAction.NOTHING if still_triggered(ticket, trigger, via) else PollAction.CANCEL
     if stage is Stage.DECLINED and now_via and content_changed:
         # The ticket was improved (acceptance criteria added, function named): score it again.
         return PollAction.EVALUATE
@@ -207,8 +213,11 @@ def on_pull_request(
     return PullRequestDecision(Stage.REVIEW)
 
 
-def column_for(stage: Stage, stages: StagesConfig) -> str | None:
-    """The board column a stage maps to; None where the daemon leaves the card where it is."""
+def column_for(stage: Stage, stages: StagesConfig, phase: Phase | None = None) -> str | None:
+    """The board column a stage maps to; None where the daemon leaves the card where it is (also while a plan is
+    written: the card shows work under way only once a person approved it)."""
+    if phase is Phase.PLANNING:
+        return None
     mapping = {
         Stage.QUEUED: stages.queued,
         Stage.RUNNING: stages.running,
@@ -216,6 +225,7 @@ def column_for(stage: Stage, stages: StagesConfig) -> str | None:
         Stage.DONE: stages.done,
         Stage.DECLINED: stages.declined,
         Stage.FAILED: stages.failed,
+        Stage.AWAITING_APPROVAL: stages.awaiting_approval,
     }
     return mapping.get(stage)
 
@@ -245,10 +255,19 @@ def actor_refused(actor: str | None) -> Decision:
 
 
 def scored(
-    *, accepted: bool, value: float, threshold: float, repo: str | None, known_repos: Sequence[str]
+    *,
+    accepted: bool,
+    value: float,
+    threshold: float,
+    repo: str | None,
+    known_repos: Sequence[str],
+    approval_threshold: float | None = None,
 ) -> Decision:
-    """Queue or decline a scored ticket; an accepted ticket with no usable repository fails with the fix."""
-    if not accepted:
+    """Queue, plan or decline a scored ticket; a ticket to work on with no usable repository fails with the fix.
+
+    A score in [approval_threshold, threshold) is planned: the agent writes a plan a person approves (issue 15)."""
+    planned = not accepted and needs_approval(value, threshold, approval_threshold)
+    if not accepted and not planned:
         return Decision(Stage.DECLINED, f"score {value:.2f} is below the threshold {threshold:.2f}")
     if repo is None:
         return Decision(Stage.FAILED, "no repository is configured for this ticket: set `repo` on its tracker")
@@ -259,6 +278,9 @@ def scored(
             f"the ticket names the repository {repo!r}, which is not configured; configured repositories: "
             f"{listed}. Set `repo` on the ticket to one of them (or add a [[repos]] entry)",
         )
+    if planned:
+        assert approval_threshold is not None
+        return plan_requested(value, threshold, approval_threshold)
     return Decision(Stage.QUEUED, f"score {value:.2f} is at or above the threshold {threshold:.2f}")
 
 
@@ -303,6 +325,8 @@ def review_capacity(view: TicketView, repo: str, limit: int, open_reviews: int) 
 def take(view: TicketView) -> Decision:
     """The agent starts on a queued ticket, or on the feedback of an iteration."""
     reason = "the agent took the ticket" if view.stage is Stage.QUEUED else view.reason
+    if view.phase is Phase.PLANNING:  # a plan run keeps its phase: it is started read-only, under the plan cap
+        return Decision(Stage.RUNNING, view.reason, phase=Phase.PLANNING, effect=Effect.RUN)
     return Decision(Stage.RUNNING, reason, phase=Phase.AGENT, effect=Effect.RUN)
 
 
@@ -313,6 +337,8 @@ def due(view: TicketView, now: datetime) -> bool:
 
 def recover(view: TicketView, pr: PullRequest | None, last: RunView | None) -> Decision:
     """A `running` ticket with no run under way: after a crash, a publish to retry, an iteration to start."""
+    if view.phase is Phase.PLANNING:
+        return take(view)  # a plan run publishes nothing and adopts nothing: it is simply run again
     if view.pr_id is None and pr is not None and pr.state is PullRequestState.OPEN:
         # The pull request was opened before the crash: adopt it instead of running the agent again.
         return Decision(Stage.RUNNING, view.reason, phase=Phase.PUBLISHING, effect=Effect.ADOPT_PR)
@@ -374,7 +400,7 @@ def workspace_unavailable(
     return Decision(
         Stage.RUNNING,
         f"the code host could not be reached to prepare the workspace ({error}); {_retry_note(policy, failures)}",
-        phase=Phase.AGENT,
+        phase=Phase.PLANNING if view.phase is Phase.PLANNING else Phase.AGENT,
         fields={"retry_attempts": failures, "retry_at": now + timedelta(seconds=policy.delay(failures))},
     )
 
@@ -487,3 +513,65 @@ def follow_up(
     }
     reason = f"{asks[-1].author} asked for a change in a comment: the agent takes another iteration"
     return FollowUp(Decision(Stage.RUNNING, reason, phase=Phase.ITERATING, fields=fields), ids)
+
+
+# --- the approval workflow (issue 15): plan mid-score tickets, run them once a person approves -----------------
+
+
+def needs_approval(value: float, threshold: float, approval_threshold: float | None) -> bool:
+    """A score under the threshold but at or above `approval_threshold` is planned, not declined. The feature is
+    off when `approval_threshold` is unset or not below the threshold."""
+    return approval_threshold is not None and approval_threshold < threshold and approval_threshold <= value < threshold
+
+
+def plan_requested(value: float, threshold: float, approval_threshold: float) -> Decision:
+    return Decision(
+        Stage.RUNNING,
+        f"score {value:.2f} is between the approval threshold {approval_threshold:.2f} and the threshold "
+        f"{threshold:.2f}: the agent writes a plan (read-only) for a person to approve",
+        phase=Phase.PLANNING,
+    )
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One approval seen on a ticket: `key` identifies it so that it is used once (by label: per plan and person;
+    by comment: the comment)."""
+
+    key: str
+    via: str  # label | comment
+    actor: str | None
+
+
+def plan_finished(outcome: RunOutcome, plan: str, reason: str, *, approve_label: str, mention: str) -> Decision:
+    """A plan run that wrote a plan awaits approval; one that did not fails with why (nothing was changed)."""
+    if plan.strip():
+        return Decision(
+            Stage.AWAITING_APPROVAL,
+            f"the agent wrote a plan (below); to let it carry the plan out, add the label `{approve_label}` or "
+            f"comment `{mention} approve`",
+        )
+    why = reason or f"the plan run ended with `{outcome.value}`"
+    return Decision(Stage.FAILED, f"the agent wrote no plan: {why}")
+
+
+def approval_decision(
+    approvals: Sequence[Approval], used: set[str], allowed_actors: Sequence[str]
+) -> tuple[Decision, Approval] | None:
+    """The first approval not used yet: an allowed person's queues the ticket (the run gets the plan), anyone
+    else's is refused with who and why (and counts as used: it is reported once). None when there is none."""
+    allowed = {a.lower() for a in allowed_actors}
+    for approval in approvals:
+        if approval.key in used:
+            continue
+        by = approval.actor or "an unknown person"
+        if allowed and (approval.actor is None or approval.actor.lower() not in allowed):
+            return Decision(
+                Stage.AWAITING_APPROVAL,
+                f"an approval by {by} ({approval.via}) was ignored: only the people listed in [trigger] "
+                "allowed_actors may approve a plan; ask one of them to approve it",
+            ), approval
+        return Decision(
+            Stage.QUEUED, f"the plan was approved by {by} ({approval.via}): the agent carries it out"
+        ), approval
+    return None

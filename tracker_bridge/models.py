@@ -26,6 +26,8 @@ class Stage(StrEnum):
     DECLINED = "declined"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # A mid-score ticket whose plan waits for a person's approval (issue 15): between the two thresholds.
+    AWAITING_APPROVAL = "awaiting_approval"
 
     @property
     def is_terminal(self) -> bool:
@@ -38,13 +40,26 @@ class Phase(StrEnum):
     - AGENT: an agent run is (or, after a crash, was) at work;
     - PUBLISHING: a run finished with passing tests and its change waits to be pushed and proposed (this costs no
       agent budget, so a spent daily budget never holds it back);
-    - ITERATING: feedback on the pull request waits for the agent's next run.
+    - ITERATING: feedback on the pull request waits for the agent's next run;
+    - PLANNING: a mid-score ticket's read-only plan run (under `[scoring] plan_max_cost_usd`): nothing it changes is
+      kept or pushed; its plan goes to the status comment and the ticket then awaits a person's approval.
     """
 
     AGENT = "agent"
     PUBLISHING = "publishing"
     ITERATING = "iterating"
+    PLANNING = "planning"
 
+
+
+class TicketComment(BaseModel):
+    """One person's comment with its author: `id` is stable for the comment, so an approval in it is used once."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    author: str | None = None
+    body: str
 
 
 class Ticket(BaseModel):
@@ -62,6 +77,10 @@ class Ticket(BaseModel):
     repo: str | None = Field(default=None, description="per-ticket override of the tracker's repository")
     updated_at: datetime | None = None
     comments: tuple[str, ...] = Field(default=(), description="people's comments, oldest first, ours excluded")
+    discussion: tuple[TicketComment, ...] = Field(
+        default=(),
+        description="people's comments with their authors, for trackers that expose them (approval by comment)",
+    )
 
     @property
     def key(self) -> str:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.agent_fixtures import make_repo
+from tests.agent_fixtures import TEST_COMMAND, make_repo
 from tests.integration.test_github_journey import (
     Daemon,
     World,
     world,  # noqa: F401 (a fixture)
     write_config,
 )
-from tests.journey_helpers import CALC_TICKET, CALC_TITLE, TEST_COMMAND
+from tests.journey_helpers import CALC_TICKET, CALC_TITLE
 
 
 def test_a_project_with_issues_from_two_repositories_opens_each_pull_request_in_its_own(

@@ -12,13 +12,12 @@ import pytest
 
 from tests.journey_helpers import (
     demo_ticket_parts,
-    make_sample_repo,
     run_once,
     sample_repo_and_agent,
     write_service_config,
 )
 from tests.sims.jira import JiraSim
-from tracker_bridge.demo import GOOD_TICKET
+from tracker_bridge.demo import GOOD_TICKET, make_sample_repo
 from tracker_bridge.gitutil import git
 
 TOKEN_ENV = "TB_ROUTING_JIRA_TOKEN"

@@ -12,7 +12,7 @@ from tracker_bridge.models import ChecksState, PullRequestState, Stage
 
 
 def two_repo_world(tmp_path: Path, **bridge: object):  # type: ignore[no-untyped-def]
-    w = make_world(tmp_path, **bridge)
+    w = make_world(tmp_path, **bridge)  # type: ignore[arg-type]
     web = FakeCodeHost(tmp_path / "web-host", name="web")
     w.settings.repos.append(RepoConfig(name="web", host="local", url="./repo", test_command=""))
     w.settings.trackers[0] = w.settings.trackers[0].model_copy(update={"repo": ["app", "web"]})

@@ -19,7 +19,7 @@ from tracker_bridge.models import (
     Stage,
     Ticket,
 )
-from tracker_bridge.protocols import CodeHostError, Trigger
+from tracker_bridge.protocols import CodeHostError, PullRequestComment, Trigger
 
 TRIGGER = Trigger(label="agent-ready", column="Agent")
 
@@ -258,8 +258,8 @@ def test_unrouted_declines_with_the_choices(choices: tuple[str, ...], expected: 
     assert expected in decision.reason
 
 
-def _comment(cid: str, author: str, body: str, mine: bool = False) -> lifecycle.PullRequestComment:
-    return lifecycle.PullRequestComment(cid, author, body, mine)
+def _comment(cid: str, author: str, body: str, mine: bool = False) -> PullRequestComment:
+    return PullRequestComment(cid, author, body, mine)
 
 
 @pytest.mark.parametrize(
@@ -276,7 +276,7 @@ def _comment(cid: str, author: str, body: str, mine: bool = False) -> lifecycle.
     ],
 )
 def test_follow_up_comments(
-    comments: list[lifecycle.PullRequestComment],
+    comments: list[PullRequestComment],
     handled: set[str],
     allowed: list[str],
     iterations: int,
@@ -293,7 +293,7 @@ def test_follow_up_comments(
     if iterates:
         assert out.decision is not None and out.decision.phase is Phase.ITERATING
         assert out.decision.fields["iterations"] == iterations + 1
-        assert comments[0].body in out.decision.fields["feedback_json"]
+        assert comments[0].body in str(out.decision.fields["feedback_json"])
     if iterations >= 2 and marked:
         assert out.decision is not None and "used its 2 iteration(s)" in out.decision.reason
 
@@ -305,3 +305,102 @@ def test_follow_up_waits_while_the_ticket_is_not_in_review() -> None:
         allowed_actors=[], max_iterations=2,
     )
     assert out.decision is None and out.handled == ()  # read again once the ticket is back in review
+# --- the approval workflow (issue 15) ----------------------------------------------------------------------------
+
+SCORED = {"threshold": 0.6, "repo": "app", "known_repos": ["app"]}
+
+
+@pytest.mark.parametrize(
+    ("value", "approval_threshold", "stage", "phase", "words"),
+    [
+        (0.70, 0.45, Stage.QUEUED, None, "at or above the threshold"),
+        (0.60, 0.45, Stage.QUEUED, None, "at or above the threshold"),
+        (0.50, 0.45, Stage.RUNNING, Phase.PLANNING, "writes a plan"),
+        (0.45, 0.45, Stage.RUNNING, Phase.PLANNING, "between the approval threshold 0.45 and the threshold 0.60"),
+        (0.44, 0.45, Stage.DECLINED, None, "below the threshold"),
+        (0.50, None, Stage.DECLINED, None, "below the threshold"),  # unset: the feature is off
+        (0.50, 0.60, Stage.DECLINED, None, "below the threshold"),  # approval_threshold >= threshold: off
+        (0.50, 0.70, Stage.DECLINED, None, "below the threshold"),
+    ],
+)
+def test_a_mid_score_is_planned_not_declined(
+    value: float, approval_threshold: float | None, stage: Stage, phase: Phase | None, words: str
+) -> None:
+    d = lifecycle.scored(accepted=value >= 0.6, value=value, approval_threshold=approval_threshold, **SCORED)  # type: ignore[arg-type]
+    assert (d.stage, d.phase, d.effect) == (stage, phase, Effect.NONE)
+    assert words in d.reason
+
+
+def test_a_planned_ticket_without_a_usable_repository_fails_like_an_accepted_one() -> None:
+    d = lifecycle.scored(accepted=False, value=0.5, threshold=0.6, repo="other", known_repos=["app"],
+                         approval_threshold=0.45)  # fmt: skip
+    assert d.stage is Stage.FAILED and "not configured" in d.reason
+
+
+def test_a_plan_run_is_taken_and_recovered_as_a_plan_run() -> None:
+    view = TicketView(ref="PAY-1", stage=Stage.RUNNING, phase=Phase.PLANNING, reason="planning")
+    taken = lifecycle.take(view)
+    assert (taken.stage, taken.phase, taken.effect) == (Stage.RUNNING, Phase.PLANNING, Effect.RUN)
+    # After a crash: never published or adopted, even with a finished run or an open pull request of an earlier try.
+    last = RunView(status="finished", outcome=RunOutcome.SUCCEEDED, reason="", commit_sha="abc", workspace_ready=True)
+    recovered = lifecycle.recover(view, pr(), last)
+    assert (recovered.phase, recovered.effect) == (Phase.PLANNING, Effect.RUN)
+    # A code host outage while cloning retries the plan run, not a full run.
+    now = datetime(2026, 1, 1)
+    d = lifecycle.workspace_unavailable(view, CodeHostError("503"), lifecycle.RetryPolicy(), now)
+    assert d.phase is Phase.PLANNING
+
+
+@pytest.mark.parametrize(
+    ("outcome", "plan", "stage", "words"),
+    [
+        (RunOutcome.SUCCEEDED, "## Files to touch\n- app.py", Stage.AWAITING_APPROVAL, "add the label `ok-go`"),
+        (RunOutcome.CAP_REACHED, "## Approach\nhalf a plan", Stage.AWAITING_APPROVAL, "comment `@bot approve`"),
+        (RunOutcome.NO_CHANGES, "", Stage.FAILED, "the agent wrote no plan: it wrote nothing"),
+        (RunOutcome.CAP_REACHED, "  ", Stage.FAILED, "the agent wrote no plan: cost cap"),
+    ],
+)
+def test_a_plan_run_awaits_approval_only_with_a_plan(outcome: RunOutcome, plan: str, stage: Stage, words: str) -> None:
+    reason = {RunOutcome.NO_CHANGES: "it wrote nothing", RunOutcome.CAP_REACHED: "cost cap"}.get(outcome, "")
+    d = lifecycle.plan_finished(outcome, plan, reason, approve_label="ok-go", mention="@bot")
+    assert d.stage is stage and words in d.reason
+
+
+def test_approvals_apply_for_allowed_actors_and_each_is_used_once() -> None:
+    label = lifecycle.Approval("label:7:alice", "label", "alice")
+    mallory = lifecycle.Approval("comment:2-ab", "comment", "mallory")
+    assert lifecycle.approval_decision([], set(), []) is None
+    # Nobody is listed: anyone who can label may approve.
+    d, used = lifecycle.approval_decision([mallory], set(), [])  # type: ignore[misc]
+    assert d.stage is Stage.QUEUED and used is mallory and "approved by mallory (comment)" in d.reason
+    # Listed people only, compared without case; someone else's approval is refused and named.
+    d, used = lifecycle.approval_decision([mallory, label], set(), ["Alice"])  # type: ignore[misc]
+    assert d.stage is Stage.AWAITING_APPROVAL and used is mallory
+    assert "by mallory (comment) was ignored" in d.reason and "allowed_actors" in d.reason
+    d, used = lifecycle.approval_decision([mallory, label], {mallory.key}, ["Alice"])  # type: ignore[misc]
+    assert d.stage is Stage.QUEUED and used is label
+    # Used approvals never count again; an approver the tracker cannot name is refused when people are listed.
+    assert lifecycle.approval_decision([mallory, label], {mallory.key, label.key}, ["alice"]) is None
+    unknown = lifecycle.Approval("label:7:", "label", None)
+    d, _ = lifecycle.approval_decision([unknown], set(), ["alice"])  # type: ignore[misc]
+    assert d.stage is Stage.AWAITING_APPROVAL and "an unknown person" in d.reason
+
+
+def test_a_ticket_awaiting_approval_waits_and_is_cancelled_when_its_trigger_goes() -> None:
+    # Adding the approval label changes the ticket's content: that is no reason to score and plan it again.
+    approved = ticket(labels=("agent-ready", "agent-approved"))
+    assert poll(Stage.AWAITING_APPROVAL, approved, changed=True) is PollAction.NOTHING
+    assert poll(Stage.AWAITING_APPROVAL, ticket(labels=()), changed=True) is PollAction.CANCEL
+
+
+def test_the_awaiting_approval_column_is_optional() -> None:
+    assert lifecycle.column_for(Stage.AWAITING_APPROVAL, StagesConfig()) is None
+    configured = StagesConfig(awaiting_approval="Needs Approval")
+    assert lifecycle.column_for(Stage.AWAITING_APPROVAL, configured) == "Needs Approval"
+    assert "awaiting_approval" not in StagesConfig().as_mapping()
+    assert configured.as_mapping()["awaiting_approval"] == "Needs Approval"
+
+
+def test_a_card_is_not_moved_while_its_plan_is_written() -> None:
+    assert lifecycle.column_for(Stage.RUNNING, StagesConfig(), Phase.PLANNING) is None
+    assert lifecycle.column_for(Stage.RUNNING, StagesConfig(), Phase.AGENT) == "In Progress"

@@ -212,3 +212,46 @@ def test_a_poll_whose_result_was_not_kept_is_delivered_again(tmp_path: Path) -> 
     # The engine failed before saving third.cursor: the retry with the old cursor delivers the ticket again.
     retry = t.poll(second.cursor)
     assert [x.title for x in retry.tickets] == ["A changed ticket"]
+
+
+# --- the approval workflow (issue 15): people's comments with their authors, and who approved -------------------
+
+
+def test_comments_in_the_front_matter_are_read_with_their_authors_and_stable_ids(tmp_path: Path) -> None:
+    (tmp_path / "DEMO-1.md").write_text(
+        "---\ntitle: T\nlabels: [agent-ready, agent-approved]\napproved_by: alice\ncomments:\n"
+        "  - {author: bob, body: 'Which module?'}\n  - '@tracker-bridge approve'\n---\nBody\n",
+        encoding="utf-8",
+    )
+    t = tracker(tmp_path)
+    ticket = t.get_ticket("DEMO-1")
+    assert [(c.author, c.body) for c in ticket.discussion] == [("bob", "Which module?"),
+                                                               (None, "@tracker-bridge approve")]  # fmt: skip
+    assert ticket.comments == ("Which module?", "@tracker-bridge approve")
+    assert t.get_ticket("DEMO-1").discussion[0].id == ticket.discussion[0].id
+    assert t.approval_actor(ticket) == "alice"
+    # Editing a comment makes it another comment (an approval in it is new).
+    path = tmp_path / "DEMO-1.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("Which module?", "Which file?"), encoding="utf-8")
+    assert t.get_ticket("DEMO-1").discussion[0].id != ticket.discussion[0].id
+
+
+def test_malformed_comments_reject_the_ticket_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "DEMO-1.md").write_text("---\ntitle: T\ncomments: [{author: bob}]\n---\nBody\n", encoding="utf-8")
+    (tmp_path / "DEMO-2.md").write_text("---\ntitle: T\ncomments: yes please\n---\nBody\n", encoding="utf-8")
+    result = tracker(tmp_path).poll(None)
+    reasons = {r.ref: r.reason for r in result.rejected}
+    assert "comment 1" in reasons["DEMO-1"] and "Fix: write comments:" in reasons["DEMO-1"]
+    assert "not a list of comments" in reasons["DEMO-2"]
+
+
+def test_doctor_checks_the_awaiting_approval_column_only_when_configured(tmp_path: Path) -> None:
+    from tracker_bridge.config import StagesConfig
+
+    (tmp_path / "board.yaml").write_text(
+        "columns: [Backlog, Agent, In Progress, In Review, Done, Needs Refinement, Needs Human]\n", encoding="utf-8"
+    )
+    assert tracker(tmp_path).check(StagesConfig().as_mapping()) == []
+    problems = tracker(tmp_path).check(StagesConfig(awaiting_approval="Needs Approval").as_mapping())
+    assert [p.key for p in problems] == ["[stages] awaiting_approval"]
+    assert "'Needs Approval' is not on the board" in problems[0].message

@@ -17,7 +17,7 @@ REPOS = [
 ]
 
 
-def tracker(kind: str = "jira", repo: str | list[str] | None = ("api", "web")) -> TrackerConfig:
+def tracker(kind: str = "jira", repo: str | list[str] | tuple[str, ...] | None = ("api", "web")) -> TrackerConfig:
     value = list(repo) if isinstance(repo, tuple) else repo
     return TrackerConfig(name="t", kind=kind, url="https://x", repo=value)  # type: ignore[arg-type]
 

@@ -53,6 +53,7 @@ class RunPlan:
     trace_path: Path
     feedback: list[str]
     daily_budget_left_usd: float | None = None
+    approved_plan: str = ""  # the plan a person approved (issue 15): the agent is asked to carry it out
 
 
 def prepare_workspace(host: CodeHost, workspace: Path, branch: str) -> str:
@@ -209,7 +210,9 @@ def execute_run(
     template = None
     if agent.prompt_template:
         template = settings.path(agent.prompt_template).read_text(encoding="utf-8")
-    prompt = build_prompt(plan.ticket, work, plan.repo.test_command, template=template, feedback=plan.feedback)
+    prompt = build_prompt(
+        plan.ticket, work, plan.repo.test_command, template=template, feedback=plan.feedback, plan=plan.approved_plan
+    )
     request = AgentRequest(
         ticket=plan.ticket,
         workspace=work,
@@ -289,6 +292,7 @@ def execute_run(
             work,
             plan.repo.test_command,
             template=template,
+            plan=plan.approved_plan,
             feedback=[*plan.feedback, f"The test command `{plan.repo.test_command}` failed after your change:\n"
                       f"{output[-TEST_OUTPUT_TAIL:]}"],
         )  # fmt: skip

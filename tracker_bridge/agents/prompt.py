@@ -6,7 +6,8 @@ invisible and control characters), stripped of anything that could close the fra
 the template then presents it as data inside <ticket> tags, with a warning to treat it so.
 
 The template (`[agent] prompt_template`, else the packaged `prompt_default.md`, a copy of config/prompts/default.md)
-uses `$name` placeholders: ref, url, branch, title, description, comments, feedback, instructions, test_command.
+uses `$name` placeholders: ref, url, branch, title, description, comments, feedback, instructions, test_command,
+plan (the plan a person approved, issue 15; a template without `$plan` gets the approved plan appended).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ MAX_FEEDBACK = 6000
 
 # Every placeholder build_prompt fills. A template naming anything else is a configuration error (a misspelt
 # `$titel` would otherwise reach the agent as literal text and nobody would notice).
-PLACEHOLDERS = ("ref", "url", "branch", "title", "description", "comments", "feedback", "instructions", "test_command")
+PLACEHOLDERS = (
+    "ref", "url", "branch", "title", "description", "comments", "feedback", "instructions", "test_command", "plan",
+)
 
 # Where injected instructions hide: HTML comments (also an unclosed one, which hides the rest of the text),
 # Markdown "comment" link definitions ([//]: # (hidden)), and characters that render as nothing.
@@ -38,7 +41,9 @@ _INVISIBLE = re.compile(
     "\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f\U000e0100-\U000e01ef]"
 )
 # The tags the template frames ticket text with: the text may not open or close one of them.
-_FRAME_TAG = re.compile(r"<\s*(/?)\s*(ticket|title|description|comments|comment|feedback)\b[^>]*>", re.IGNORECASE)
+_FRAME_TAG = re.compile(
+    r"<\s*(/?)\s*(ticket|title|description|comments|comment|feedback|plan)\b[^>]*>", re.IGNORECASE
+)
 
 
 def _controls(text: str) -> str:
@@ -106,6 +111,7 @@ def build_prompt(
     *,
     template: str | None = None,
     feedback: list[str] | None = None,
+    plan: str = "",
 ) -> str:
     recent = ticket.comments[-MAX_COMMENTS:]
     comments = "\n".join(
@@ -122,5 +128,11 @@ def build_prompt(
         "test_command": test_command or "(none configured)",
         "feedback": fb,
         "branch": ticket.branch,
+        "plan": sanitize(plan, MAX_FEEDBACK) or "(none: no plan was asked for)",
     }
-    return string.Template(template or default_template()).safe_substitute(values)
+    text = template or default_template()
+    named = {m.group("named") or m.group("braced") for m in string.Template.pattern.finditer(text)}
+    if plan.strip() and "plan" not in named:
+        # A custom template from before `$plan`: the approved plan must still reach the agent.
+        text += "\n\nThe plan a person approved for this ticket (carry it out):\n<plan>\n$plan\n</plan>\n"
+    return string.Template(text).safe_substitute(values)
