@@ -62,6 +62,7 @@ class Ticket(BaseModel):
     repo: str | None = Field(default=None, description="per-ticket override of the tracker's repository")
     updated_at: datetime | None = None
     comments: tuple[str, ...] = Field(default=(), description="people's comments, oldest first, ours excluded")
+    closed: bool = Field(default=False, description="the tracker shows the ticket closed (resolved, done)")
 
     @property
     def key(self) -> str:
@@ -152,6 +153,9 @@ class RunOutcome(StrEnum):
     CAP_REACHED = "cap_reached"
     REFUSED = "refused"  # a guard refused the result (forbidden path, diff too large)
     ERROR = "error"
+    CANCELLED = "cancelled"  # stopped on purpose (the ticket left the agent's columns, `tracker-bridge stop`)
+    STALLED = "stalled"  # the agent reported nothing for [agent] stall_timeout: killed, retried (transient)
+    API_ERROR = "api_error"  # the model API was overloaded, rate limited, 5xx or unreachable: retried (transient)
 
 
 class RunUsage(BaseModel):

@@ -355,6 +355,7 @@ class GitHubProjectsTracker:
             url=issue.get("url") or "",
             updated_at=_parse_time(issue.get("updatedAt")),
             comments=comments,
+            closed=issue.get("state") == "CLOSED",
         )
         return IssueView(ticket=ticket, node_id=issue["id"], item_id=item_id, status_setter=setter)
 
