@@ -46,7 +46,7 @@ from tracker_bridge.agents.command import secret_env_names
 from tracker_bridge.agents.pipeline import RunPlan, RunReport, execute_run
 from tracker_bridge.comments import RunSummary, StatusView, render_status
 from tracker_bridge.config import Settings
-from tracker_bridge.control import Controls
+from tracker_bridge.control import ControlRow, Controls
 from tracker_bridge.failpoints import failpoint
 from tracker_bridge.lifecycle import Decision, Effect, PollAction, RetryPolicy, RunView, TicketView
 from tracker_bridge.models import PullRequest, PullRequestState, RunOutcome, Score, Stage, Ticket, TicketFields
@@ -175,6 +175,7 @@ class Engine:
         self._cancels: dict[int, threading.Event] = {}
         self._polled: dict[tuple[str, str], Ticket] = {}
         self._colliding = workspaces.colliding_trackers(settings)
+        ControlRow.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]
         self.controls = Controls(store)
         recovered = store.interrupt_running()
         if recovered:
