@@ -35,7 +35,7 @@ def journey(tmp_path: Path) -> Journey:
     text = j.config.read_text().replace(
         "poll_interval = 5", f"poll_interval = 0.5\nshutdown_grace = {GRACE}\nlease_seconds = {LEASE}"
     )
-    j.config.write_text(text.replace("timeout = 300", 'timeout = 300\nsandbox = "none"'))
+    j.config.write_text(text.replace("timeout = 300", 'timeout = 300\nsandbox = "none"\nallow_unsandboxed = true'))
     return j
 
 
