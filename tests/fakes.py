@@ -96,6 +96,8 @@ class FakeTracker:
     def get_ticket(self, ref: str) -> Ticket:
         self.calls.append(("get_ticket", ref))
         self.faults.check("get_ticket")
+        if ref not in self.tickets:
+            raise TrackerError(f"ticket {ref} not found", transient=False)
         return self._current(ref)
 
     def move(self, ref: str, column: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.fakes import FakeTracker, ScriptedAgent, World, make_world
 from tracker_bridge.control import Controls
 from tracker_bridge.models import RunOutcome, Stage
+from tracker_bridge.views import ticket_summary
 
 
 def _running(tmp_path: Path) -> tuple[World, threading.Event]:
@@ -61,6 +62,12 @@ def test_a_closed_ticket_stops_the_running_agent(tmp_path: Path) -> None:
     w, _ = _running(tmp_path)
     w.tracker.tickets["T-1"] = w.tracker.tickets["T-1"].model_copy(update={"closed": True})
     _assert_stopped(w, "In Progress", "a person closed the ticket")
+
+
+def test_a_deleted_ticket_stops_the_running_agent(tmp_path: Path) -> None:
+    w, _ = _running(tmp_path)
+    del w.tracker.tickets["T-1"]
+    _assert_stopped(w, "In Progress", "a person deleted the ticket")
 
 
 def test_a_running_ticket_not_in_the_poll_is_read_once_per_cycle(tmp_path: Path) -> None:
@@ -139,6 +146,7 @@ def test_an_overloaded_model_api_is_retried_with_backoff_and_the_third_attempt_s
     assert row.stage is Stage.RUNNING and row.retry_attempts == 1
     comment = w.tracker.comments["T-1"]
     assert "attempt 1 of 3 did not finish" in comment and "tries again at 2026-01-05 09:00:30 UTC" in comment
+    assert ticket_summary(w.settings, w.store, row)["next_attempt_at"] == "2026-01-05T09:00:30Z"  # the API says it
     w.step()
     assert len(agent.requests) == 1, "retried before its time"
     w.clock.advance(31)
