@@ -258,7 +258,7 @@ class LocalTracker:
     def _load(self, ref: str, *, edit: bool = False) -> TicketFile:
         path = self._path(ref)
         if not path.is_file():
-            raise TrackerError(f"ticket {ref} not found: {path} does not exist")
+            raise TrackerError(f"ticket {ref} not found: {path} does not exist", transient=False)
         return TicketFile(path, edit=edit)
 
     def _ticket(self, ref: str, tf: TicketFile) -> Ticket:

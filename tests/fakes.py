@@ -10,6 +10,7 @@ the way a real run exercises them.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from tracker_bridge.agents.caps import CapMeter
 from tracker_bridge.config import Settings, TrackerConfig
 from tracker_bridge.engine import Engine
 from tracker_bridge.gitutil import git
-from tracker_bridge.models import PullRequest, RunOutcome, Score, Ticket, TicketComment
+from tracker_bridge.models import PullRequest, RunOutcome, RunUsage, Score, Ticket, TicketComment
 from tracker_bridge.protocols import (
     AgentEvent,
     AgentRequest,
@@ -96,6 +97,8 @@ class FakeTracker:
     def get_ticket(self, ref: str) -> Ticket:
         self.calls.append(("get_ticket", ref))
         self.faults.check("get_ticket")
+        if ref not in self.tickets:
+            raise TrackerError(f"ticket {ref} not found", transient=False)
         return self._current(ref)
 
     def move(self, ref: str, column: str) -> None:
@@ -205,10 +208,22 @@ class ScriptedAgent:
     name: str = "scripted"
     requests: list[AgentRequest] = field(default_factory=list)
 
+    # outcomes of the next runs, one each (then `outcome`): e.g. two API errors before a run that succeeds
+    script: list[RunOutcome] = field(default_factory=list)
+
     def run(self, request: AgentRequest, on_event: Callable[[AgentEvent], None]) -> AgentResult:
         self.requests.append(request)
         if self.gate is not None:
-            self.gate.wait(30)
+            deadline = time.monotonic() + 30
+            while not self.gate.wait(0.02) and time.monotonic() < deadline:
+                if request.cancel.is_set():  # as a real backend does: stop as soon as the engine says so
+                    return AgentResult(RunOutcome.CANCELLED, RunUsage(), reason="the run was cancelled")
+        if self.script:
+            scripted = self.script.pop(0)
+            if scripted is not RunOutcome.SUCCEEDED:
+                usage = RunUsage(turns=1, input_tokens=100, output_tokens=50, cost_usd=self.cost_per_turn)
+                on_event(AgentEvent("turn", "turn 1", usage=usage))
+                return AgentResult(scripted, usage, reason=f"scripted {scripted.value}: 529 overloaded")
         meter = CapMeter.for_request(request)
         for turn in range(self.turns):
             stop = meter.before_turn()

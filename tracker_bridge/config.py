@@ -177,6 +177,12 @@ class AgentConfig(_Section):
     max_tokens: int | None = Field(default=None, ge=1, description="input+output tokens per run; none: no cap")
     max_cost_usd: float = Field(default=3.0, gt=0)
     timeout: float = Field(default=1800, gt=0, description="seconds of wall time per run")
+    stall_timeout: float = Field(
+        default=300, gt=0, description="seconds without any event from the agent before it is killed and retried"
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="agent attempts per run when the model API fails transiently or the agent stalls"
+    )
     daily_budget_usd: float = Field(default=50.0, gt=0)
     max_iterations: int = Field(default=2, ge=0, description="extra runs after review feedback or failing CI")
     test_retries: int = Field(default=1, ge=0, description="agent turns given the failing test output")

@@ -41,7 +41,7 @@ from typing import Unpack
 
 import structlog
 
-from tracker_bridge import lifecycle
+from tracker_bridge import lifecycle, workspaces
 from tracker_bridge.agents import create_backend
 from tracker_bridge.agents.ci_logs import ci_feedback_for
 from tracker_bridge.agents.command import secret_env_names
@@ -49,6 +49,7 @@ from tracker_bridge.agents.pipeline import RunPlan, RunReport, execute_run
 from tracker_bridge.agents.planning import execute_plan
 from tracker_bridge.comments import RunSummary, StatusView, render_status
 from tracker_bridge.config import Settings
+from tracker_bridge.control import ControlRow, Controls
 from tracker_bridge.failpoints import failpoint
 from tracker_bridge.lifecycle import Approval, Decision, Effect, PollAction, RetryPolicy, RunView, TicketView
 from tracker_bridge.models import (
@@ -184,6 +185,13 @@ class Engine:
         self._mirrors: dict[str, tuple[Path, float]] = {}  # repo -> (checkout for the scorer, when cloned)
         self._deadline = float("inf")
         self._rejected: set[tuple[str, str]] | None = None
+        # Issue 13: the cancel switch of each run or publish under way, the tickets this cycle's polls returned (so
+        # reconciliation reads only the running tickets they did not), and the trackers whose references collide.
+        self._cancels: dict[int, threading.Event] = {}
+        self._polled: dict[tuple[str, str], Ticket] = {}
+        self._colliding = workspaces.colliding_trackers(settings)
+        ControlRow.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]
+        self.controls = Controls(store)
         recovered = store.interrupt_running()
         if recovered:
             log.warning("engine.recovered_runs", interrupted=recovered)
@@ -203,6 +211,7 @@ class Engine:
         try:
             self._deadline = time.monotonic() + self.settings.bridge.cycle_deadline
             self._drain(None)
+            self._consume_controls(None)
             self._converge_pending(set(self.trackers))
         finally:
             self._loop.release()
@@ -215,6 +224,9 @@ class Engine:
         healthy = set(cursors)
         self._await_scores()
         self._drain(report)
+        self._consume_controls(report)
+        self._reconcile_at_work(healthy, report)
+        self._polled.clear()
         scoring = {tracker for tracker, _ in self._scoring.values()}
         for name, cursor in cursors.items():
             # Saved once every ticket of the window has its verdict: a crash before (or a scoring still under way)
@@ -318,6 +330,7 @@ class Engine:
 
     def _take_poll(self, name: str, result: PollResult, report: CycleReport) -> None:
         report.polled[name] = len(result.tickets)
+        self._polled.update(((name, t.ref), t) for t in result.tickets)
         for rejected in result.rejected:
             self._reject(name, rejected, report)
         for ticket in result.tickets:
@@ -395,7 +408,7 @@ class Engine:
             url=ticket.url,
             trigger_via=via,
             repo=repo_name,
-            branch=ticket.branch,
+            branch=workspaces.branch_name(ticket, ticket.tracker in self._colliding),
             # A fresh evaluation starts the ticket's journey over: the card will be moved and commented again.
             column_applied=None,
             pr_id=None,
@@ -494,6 +507,12 @@ class Engine:
             return
         if not lifecycle.still_triggered(ticket, self.trigger, row.trigger_via):
             self._apply(row, lifecycle.trigger_removed(), report)
+            return
+        why = lifecycle.left_the_agent(
+            ticket, self.trigger, row.trigger_via, row.column_applied, self._agent_columns()
+        )
+        if why is not None:
+            self._apply(row, lifecycle.stopped(why, running=False), report)
 
     # --- runs ------------------------------------------------------------------------------------------------------
 
@@ -575,14 +594,15 @@ class Engine:
         assert row.repo is not None and row.branch is not None
         repo = self.settings.repo(row.repo)
         backend = self.backend_factory(self.settings)
+        key = workspaces.workspace_key(ticket.tracker, ticket.key, ticket.tracker in self._colliding)
         run = self.store.start_run(
             row.id,
             backend=backend.name,
             branch=row.branch,
-            workspace=str(self.settings.state_dir / "workspaces" / ticket.key),
+            workspace=str(self.settings.state_dir / "workspaces" / key),
             trace_path="",
         )
-        trace_path = self.settings.state_dir / "runs" / ticket.key / f"attempt-{run.attempt}.jsonl"
+        trace_path = self.settings.state_dir / "runs" / key / f"attempt-{run.attempt}.jsonl"
         run = self.store.update_run(run.id, trace_path=str(trace_path))
         log.info("run.start", ref=ticket.ref, attempt=run.attempt, backend=backend.name, branch=row.branch)
         # The run may spend what is left of today's budget after every other run's reservation (its own dollar cap
@@ -599,8 +619,9 @@ class Engine:
             daily_budget_left_usd=budget_left,
             approved_plan=self._approved_plan(row.id),
         )
+        self._cancels[row.id] = plan.cancel
         host = self.hosts[repo.name]
-        ticket_id, run_id = row.id, run.id
+        ticket_id, run_id, ref = row.id, run.id, row.ref
 
         def job() -> None:
             try:
@@ -617,7 +638,7 @@ class Engine:
             except RemoteError as exc:
                 self._inbox.put(RunDone(ticket_id, run_id, workspace_error=exc))
             except Exception as exc:  # a bug or an outage in one run must not take the daemon down
-                log.exception("run.crashed", ticket_id=ticket_id)
+                log.exception("run.crashed", ref=ref)
                 self._inbox.put(RunDone(ticket_id, run_id, crash=str(exc)))
 
         self._submit(row.id, job)
@@ -665,7 +686,7 @@ class Engine:
                 else:
                     self._on_publish_done(message, report)
             except Exception:
-                log.exception("engine.result_failed", ticket_id=message.ticket_id)
+                log.exception("engine.result_failed", ref=self._ref_of(message.ticket_id))
 
     def _on_progress(self, p: Progress) -> None:
         event = p.event
@@ -687,7 +708,10 @@ class Engine:
     def _on_run_done(self, done: RunDone, report: CycleReport | None) -> None:
         self._reserved.pop(done.run_id, None)
         self._streamed.pop(done.run_id, None)
+        self._cancels.pop(done.ticket_id, None)
         row = self._row(done.ticket_id)
+        if self._run_done_after_stop(row, done):
+            return
         if row.phase is Phase.PLANNING and done.report is not None:
             self._on_plan_done(row, done.run_id, done.report, report)
             return
@@ -722,6 +746,9 @@ class Engine:
         )
         row = self.store.update_ticket(row.id, progress=f"tests {tests}" if tests else None)
         log.info("run.finished", ref=row.ref, outcome=result.outcome.value, reason=result.reason)
+        if result.outcome in lifecycle.TRANSIENT_OUTCOMES:
+            self._retry_agent(row, result, report)
+            return
         self._apply(row, lifecycle.run_finished(result.outcome, result.reason), report)
 
     def _publish(self, row: TicketRow) -> None:
@@ -732,24 +759,31 @@ class Engine:
         host = self.hosts[row.repo]
         branch, commit, title, body = row.branch, run.commit_sha, self._pr_title(row), self._pr_body(row, run)
         workspace = Path(run.workspace)
-        ticket_id, run_id = row.id, run.id
+        ticket_id, run_id, ref = row.id, run.id, row.ref
+        cancel = self._cancels.setdefault(row.id, threading.Event())
 
         def job() -> None:
             effects: list[tuple[str, str]] = []
             try:
+                if cancel.is_set():
+                    raise _Stopped
                 host.push(workspace, branch)
                 failpoint("after_push")
                 effects.append(("push", f"{branch}@{commit}"))
                 pr = host.find_pull_request(branch)
                 if pr is None or pr.state is not PullRequestState.OPEN:
+                    if cancel.is_set():
+                        raise _Stopped
                     pr = host.open_pull_request(branch, title, body)
                     failpoint("after_open_pr")
                     effects.append(("open_pr", pr.url))
                 self._inbox.put(PublishDone(ticket_id, run_id, pr=pr, effects=tuple(effects)))
+            except _Stopped:
+                self._inbox.put(PublishDone(ticket_id, run_id, effects=tuple(effects)))
             except RemoteError as exc:
                 self._inbox.put(PublishDone(ticket_id, run_id, effects=tuple(effects), error=exc))
             except Exception as exc:
-                log.exception("publish.crashed", ticket_id=ticket_id)
+                log.exception("publish.crashed", ref=ref)
                 self._inbox.put(PublishDone(ticket_id, run_id, effects=tuple(effects), crash=str(exc)))
 
         self._submit(row.id, job)
@@ -757,7 +791,11 @@ class Engine:
     def _on_publish_done(self, done: PublishDone, report: CycleReport | None) -> None:
         for kind, detail in done.effects:
             self.store.record_effect(done.ticket_id, kind, detail)
+        self._cancels.pop(done.ticket_id, None)
         row = self._row(done.ticket_id)
+        if row.stage_enum is not Stage.RUNNING:
+            log.info("publish.after_stop", ref=row.ref, stage=row.stage_enum.value)
+            return  # stopped while publishing: the card stays where the person put it
         if done.pr is not None:
             self._adopt_pull_request(row, done.pr, report)
             return
@@ -970,6 +1008,95 @@ class Engine:
             row = self.store.update_ticket(row.id, synced=True)
         return row
 
+    # --- reconciliation, operator controls, transient agent failures (issue 13) -----------------------------------
+
+    def _agent_columns(self) -> list[str]:
+        """The columns a ticket at work may sit in: a card moved anywhere else was taken away by a person."""
+        return [self.trigger.column, self.settings.stages.queued, self.settings.stages.running]
+
+    def _ref_of(self, ticket_id: int) -> str:
+        try:
+            return self._row(ticket_id).ref
+        except Exception:  # the log line must never fail for want of a reference
+            return f"#{ticket_id}"
+
+    def _reconcile_at_work(self, healthy: set[str], report: CycleReport) -> None:
+        """Stop every running ticket a person took away (closed, deleted, card moved out of the agent's columns,
+        trigger label removed). What this cycle's poll returned is used as is; the others running get one targeted
+        read each (at most `max_concurrent_runs` plus those publishing), so an idle board costs nothing more."""
+        for row in self.store.tickets(stages=(Stage.RUNNING,)):
+            if row.tracker not in healthy or self._late():
+                continue
+            self._guarded(row, partial(self._reconcile_one, row, report))
+
+    def _reconcile_one(self, row: TicketRow, report: CycleReport) -> None:
+        ticket = self._polled.get((row.tracker, row.ref))
+        if ticket is None:
+            try:
+                ticket = self.trackers[row.tracker].get_ticket(row.ref)
+            except TrackerError as exc:
+                if exc.transient or "not found" not in str(exc).lower():
+                    log.warning("reconcile.read_failed", ref=row.ref, error=str(exc))
+                    return
+                ticket = None  # the tracker says it is gone
+        why = lifecycle.left_the_agent(
+            ticket, self.trigger, row.trigger_via, row.column_applied, self._agent_columns()
+        )
+        if why is not None:
+            self._stop(row, lifecycle.stopped(why, running=True), report)
+
+    def _stop(self, row: TicketRow, decision: Decision, report: CycleReport | None) -> None:
+        """Kill the run (its whole process group, through the backend's cancel switch) and record the decision;
+        the card is not moved (a cancelled ticket has no column) and the result, if any comes, is dropped."""
+        cancel = self._cancels.get(row.id)
+        if cancel is not None:
+            cancel.set()
+        log.info("run.stopped", ref=row.ref, reason=decision.reason, active=self._is_active(row.id))
+        self._apply(row, decision, report)
+
+    def _run_done_after_stop(self, row: TicketRow, done: RunDone) -> bool:
+        """A run that ends after its ticket was stopped: the run row is closed, nothing else happens."""
+        if row.stage_enum is Stage.RUNNING:
+            return False
+        usage = done.report.usage if done.report is not None else None
+        fields = {"turns": usage.turns, "cost_usd": usage.cost_usd} if usage is not None else {}
+        self.store.update_run(done.run_id, status="finished", outcome=RunOutcome.CANCELLED.value,
+                              finished_at=utcnow(), reason=row.reason, **fields)  # fmt: skip
+        log.info("run.finished", ref=row.ref, outcome=RunOutcome.CANCELLED.value, reason=row.reason)
+        return True
+
+    def _retry_agent(self, row: TicketRow, result: RunReport, report: CycleReport | None) -> None:
+        decision = lifecycle.agent_interrupted(
+            self._view(row),
+            result.outcome,
+            result.reason,
+            max_attempts=self.settings.agent.max_attempts,
+            backoff_s=self.settings.bridge.retry_backoff,
+            now=self.clock(),
+        )
+        retry_at = decision.fields.get("retry_at")
+        log.warning("run.transient", ref=row.ref, outcome=result.outcome.value, retry_at=str(retry_at))
+        self._apply(row, decision, report)
+
+    def _consume_controls(self, report: CycleReport | None) -> None:
+        """Carry out `tracker-bridge stop/retry REF` (CLI or web API) recorded in the store, oldest first."""
+        for control in self.controls.pending("stop") + self.controls.pending("retry"):
+            assert control.ref is not None
+            rows = [r for r in (self.store.ticket(t, control.ref) for t in self.trackers) if r is not None]
+            for row in rows:
+                if control.kind == "stop" and row.stage_enum in (Stage.QUEUED, Stage.RUNNING):
+                    running = row.stage_enum is Stage.RUNNING
+                    self._stop(row, lifecycle.stop_requested(control.requested_by, running=running), report)
+                elif control.kind == "retry":
+                    decision = lifecycle.retry_requested(self._view(row), control.requested_by)
+                    if decision is not None:
+                        self._apply(row, decision, report)
+                    else:
+                        log.warning("control.ignored", ref=row.ref, kind="retry", stage=row.stage_enum.value)
+            if not rows:
+                log.warning("control.unknown_ticket", ref=control.ref, kind=control.kind)
+            self.controls.mark_done(control.id)
+            log.info("control.done", kind=control.kind, ref=control.ref, by=control.requested_by)
     # --- the approval workflow (issue 15): plan runs, approvals, the approved plan ---------------------------------
 
     def _start_plan_run(self, row: TicketRow, decision: Decision, budget_left: float, report: CycleReport) -> None:
@@ -1132,6 +1259,10 @@ class Engine:
 
 def _put_progress(inbox: queue.SimpleQueue[Message], ticket_id: int, run_id: int, event: AgentEvent) -> None:
     inbox.put(Progress(ticket_id, run_id, event))
+
+
+class _Stopped(Exception):
+    """A publish job found its ticket stopped before a remote step: nothing more is pushed or proposed."""
 
 
 def _tests_word(outcome: str | None) -> str | None:

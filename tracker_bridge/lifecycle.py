@@ -35,7 +35,7 @@ from tracker_bridge.models import (
     Ticket,
     TicketFields,
 )
-from tracker_bridge.protocols import STATUS_MARKER, PullRequestComment, RemoteError, Trigger
+from tracker_bridge.protocols import STATUS_MARKER, PullRequestComment, RemoteError, Trigger, same_name
 
 MAX_RETRY_DELAY_S = 1800.0
 
@@ -120,6 +120,8 @@ def trigger_via(ticket: Ticket, trigger: Trigger) -> str | None:
 def still_triggered(ticket: Ticket, trigger: Trigger, via: str | None) -> bool:
     """Is the trigger that started this ticket still there? A queued card sits in the trigger column because the
     daemon put it there, so a label-triggered ticket is cancelled by removing the label, not by its column."""
+    if ticket.closed:
+        return False  # a person closed it: a label left on a closed ticket triggers nothing
     if via == "column":
         return trigger.in_column(ticket.column)
     return trigger.has_label(ticket.labels)
@@ -352,6 +354,8 @@ def recover(view: TicketView, pr: PullRequest | None, last: RunView | None) -> D
     if last is not None and publishable and (pr is None or pr.head_sha != last.commit_sha):
         # The run's commit is not on the pull request yet: publish it rather than run the agent again.
         return Decision(Stage.RUNNING, view.reason, phase=Phase.PUBLISHING, effect=Effect.PUBLISH)
+    if last is not None and last.outcome in TRANSIENT_OUTCOMES:
+        return take(view)  # an attempt the model API or a stall cut short, its retry now due: the agent goes again
     if (
         view.phase is not Phase.ITERATING
         and last is not None
@@ -575,3 +579,84 @@ def approval_decision(
             Stage.QUEUED, f"the plan was approved by {by} ({approval.via}): the agent carries it out"
         ), approval
     return None
+
+
+# --- the board moved under a ticket at work; operator controls; transient agent failures (issue 13) ---------------
+
+# Outcomes that are no verdict on the agent's work: the attempt is retried with backoff up to [agent] max_attempts.
+TRANSIENT_OUTCOMES = frozenset({RunOutcome.API_ERROR, RunOutcome.STALLED})
+
+
+def left_the_agent(
+    ticket: Ticket | None, trigger: Trigger, via: str | None, column_applied: str | None, agent_columns: Sequence[str]
+) -> str | None:
+    """Why a ticket at work (queued or running) must stop because a person took it away, or None.
+
+    `ticket` is None when the tracker says it no longer exists. A column counts only once the daemon has put the
+    card somewhere (`column_applied`) and the card is now elsewhere, outside the agent's columns (trigger, queued,
+    running): the daemon's own move in flight is no person's decision.
+    """
+    if ticket is None:
+        return "a person deleted the ticket"
+    if ticket.closed:
+        return "a person closed the ticket"
+    if via != "column" and not trigger.has_label(ticket.labels):
+        return f"a person removed the label {trigger.label!r}"
+    if via == "column" and column_applied is None and not trigger.in_column(ticket.column):
+        return f"a person moved the card out of {trigger.column!r} to {ticket.column!r}"
+    moved = ticket.column is not None and column_applied is not None and not same_name(ticket.column, column_applied)
+    if moved and not any(same_name(ticket.column, c) for c in agent_columns):
+        return f"a person moved the card to {ticket.column!r}"
+    return None
+
+
+def stopped(reason: str, *, running: bool) -> Decision:
+    """The agent is stopped (or never starts): the card stays where the person put it, nothing is proposed."""
+    what = "the agent was stopped" if running else "the agent will not take it"
+    return Decision(Stage.CANCELLED, f"{reason}; {what} and nothing was pushed or proposed")
+
+
+def stop_requested(who: str, *, running: bool) -> Decision:
+    return stopped(f"stopped by {who}", running=running)
+
+
+RETRYABLE = (Stage.FAILED, Stage.DECLINED, Stage.CANCELLED)
+
+
+def retry_requested(view: TicketView, who: str) -> Decision | None:
+    """`tracker-bridge retry REF`: a failed, declined or cancelled ticket goes straight back to the queue (no new
+    scoring: a person vouched for it), its counters reset; None for a ticket that is not settled that way."""
+    if view.stage not in RETRYABLE:
+        return None
+    return Decision(
+        Stage.QUEUED,
+        f"retried by {who}",
+        fields={"publish_attempts": 0, "retry_attempts": 0, "retry_at": None, "progress": None},
+    )
+
+
+def agent_retry_delay(failures: int, backoff_s: float) -> float:
+    """Exponential: `backoff_s`, 2x, 4x, ... after the 1st, 2nd, 3rd failed attempt (at most 30 minutes)."""
+    return float(min(MAX_RETRY_DELAY_S, backoff_s * 2.0 ** (max(failures, 1) - 1)))
+
+
+def agent_interrupted(
+    view: TicketView, outcome: RunOutcome, reason: str, *, max_attempts: int, backoff_s: float, now: datetime
+) -> Decision:
+    """An attempt cut short by the model API (overloaded, rate limited, 5xx, connection lost) or a stall is not the
+    agent failing: it is tried again after a growing delay, up to `max_attempts` attempts in all."""
+    failures = view.retry_attempts + 1
+    if failures >= max_attempts:
+        return Decision(
+            Stage.FAILED,
+            f"{reason}; gave up after {failures} attempt(s) of [agent] max_attempts = {max_attempts}",
+            fields={"retry_attempts": failures, "retry_at": None},
+        )
+    at = now + timedelta(seconds=agent_retry_delay(failures, backoff_s))
+    return Decision(
+        Stage.RUNNING,
+        f"attempt {failures} of {max_attempts} did not finish: {reason}; "
+        f"the agent tries again at {at:%Y-%m-%d %H:%M:%S} UTC (attempt {failures + 1} of {max_attempts})",
+        phase=Phase.AGENT,
+        fields={"retry_attempts": failures, "retry_at": at},
+    )

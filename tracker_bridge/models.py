@@ -81,6 +81,7 @@ class Ticket(BaseModel):
         default=(),
         description="people's comments with their authors, for trackers that expose them (approval by comment)",
     )
+    closed: bool = Field(default=False, description="the tracker shows the ticket closed (resolved, done)")
 
     @property
     def key(self) -> str:
@@ -171,6 +172,9 @@ class RunOutcome(StrEnum):
     CAP_REACHED = "cap_reached"
     REFUSED = "refused"  # a guard refused the result (forbidden path, diff too large)
     ERROR = "error"
+    CANCELLED = "cancelled"  # stopped on purpose (the ticket left the agent's columns, `tracker-bridge stop`)
+    STALLED = "stalled"  # the agent reported nothing for [agent] stall_timeout: killed, retried (transient)
+    API_ERROR = "api_error"  # the model API was overloaded, rate limited, 5xx or unreachable: retried (transient)
 
 
 class RunUsage(BaseModel):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from threading import Event
 from typing import Protocol, runtime_checkable
 
 from tracker_bridge.models import PullRequest, RunOutcome, RunUsage, Ticket
@@ -222,6 +223,11 @@ class AgentRequest:
     max_tokens: int | None = None
     daily_budget_left_usd: float | None = None  # what today's budget still allows; a cap like max_cost_usd
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Set by the engine when the run must stop (a person closed the ticket, `tracker-bridge stop`): the backend
+    # kills the agent's whole process group and returns RunOutcome.CANCELLED as soon as it sees it.
+    cancel: Event = field(default_factory=Event)
+    # No event from the agent for this long means it hangs: it is killed and the run retried ([agent] stall_timeout).
+    stall_timeout_s: float | None = None
 
 
 @dataclass

@@ -26,6 +26,8 @@ def ticket_summary(
         "cost_usd": round(cost_usd, 6),
         "updated_at": row.updated_at.isoformat() + "Z",
         "reason": row.reason,
+        # when a step waiting out a retry delay (a transient agent, clone or publish failure) is tried again
+        "next_attempt_at": row.retry_at.isoformat() + "Z" if row.retry_at is not None else None,
     }
 
 

@@ -47,6 +47,7 @@ from tracker_bridge.loop_health import LoopHealth
 from tracker_bridge.scoring.model import describe_weights, load_weights
 from tracker_bridge.store import Store, TicketRow, utcnow
 from tracker_bridge.views import rejected_summaries, ticket_detail, ticket_summaries, ticket_summary
+from tracker_bridge.workspaces import WorkspaceBytesCollector
 
 log = structlog.get_logger(__name__)
 
@@ -331,6 +332,7 @@ def create_app(
     registry = CollectorRegistry()
     registry.register(StoreCollector(store, loop))
     registry.register(loop.duration)
+    registry.register(WorkspaceBytesCollector(settings.state_dir / "workspaces"))  # disk used by workspaces
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
 

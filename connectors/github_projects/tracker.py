@@ -331,7 +331,9 @@ class GitHubProjectsTracker:
             raise TrackerError(f"GitHub issue {ref}: {exc}") from exc
         issue = (data.get("repository") or {}).get("issue")
         if not issue:
-            raise TrackerError(f"GitHub issue {ref} was not found (or the token cannot see its repository)")
+            raise TrackerError(
+                f"GitHub issue {ref} was not found (or the token cannot see its repository)", transient=False
+            )
         item_id = column = setter = None
         for item in (issue.get("projectItems") or {}).get("nodes") or []:
             if item and (item.get("project") or {}).get("id") == project.id and not item.get("isArchived"):
@@ -355,6 +357,7 @@ class GitHubProjectsTracker:
             url=issue.get("url") or "",
             updated_at=_parse_time(issue.get("updatedAt")),
             comments=comments,
+            closed=issue.get("state") == "CLOSED",
         )
         return IssueView(ticket=ticket, node_id=issue["id"], item_id=item_id, status_setter=setter)
 

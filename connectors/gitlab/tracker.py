@@ -223,6 +223,7 @@ class GitLabTracker:
             description=issue.description or "",
             labels=labels,
             column=self.board().column_of(labels, closed=issue.state == "closed"),
+            closed=issue.state == "closed",
             url=issue.web_url,
             updated_at=_time(issue.updated_at) if issue.updated_at else None,
             comments=tuple(comments),

@@ -7,6 +7,7 @@ The backend is chosen the way an operator can: TRACKER_BRIDGE__AGENT__BACKEND an
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -87,3 +88,38 @@ def test_a_cap_moves_the_ticket_to_failed_with_the_reason(tmp_path: Path) -> Non
     assert journey.column("DEMO-1") == "Needs Human"
     assert "dollar cap reached: $3.60 of max_cost_usd = 3" in (journey.ticket("DEMO-1").comment or "")
     assert journey.agent_branches() == []  # partial work is not proposed
+
+
+def test_an_overloaded_api_is_retried_and_the_third_attempt_reaches_review(tmp_path: Path) -> None:
+    """529 twice, then the API answers: the first two attempts end as transient (not the agent failing), the
+    comment shows the retry with its time, and the third attempt takes the ticket to review."""
+    journey = make_journey(tmp_path, tickets={"DEMO-1": GOOD_TICKET}, agent_command="false")
+    script = [
+        tool("read_file", "Reading the slug module.", path="textkit/slug.py"),
+        tool("edit_file", path="textkit/slug.py", old_text=OLD_LINE, new_text=NEW_LINE),
+        tool("run_command", "Running the tests.", command=TEST_COMMAND),
+        tool("finish", summary="slugify() now lower-cases and collapses separators."),
+    ]
+    overloaded = (529, "overloaded_error", "Overloaded")
+    comments: list[str] = []
+    with FakeAnthropic(script=script, fail_first=[overloaded, overloaded]) as fake:
+        env = {
+            "TRACKER_BRIDGE__AGENT__BACKEND": "anthropic",
+            "TRACKER_BRIDGE__AGENT__BASE_URL": fake.url,
+            "TRACKER_BRIDGE__AGENT__MODEL": "claude-sonnet-4-5",
+            "TRACKER_BRIDGE__BRIDGE__RETRY_BACKOFF": "0",  # each retry is due at once: one `run --once` each
+            "ANTHROPIC_API_KEY": "fake",
+        }
+        for _ in range(3):
+            proc = journey.run_daemon_process(env=env, timeout=120)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            comments.append(journey.ticket("DEMO-1").comment or "")
+    assert "attempt 1 of 3 did not finish" in comments[0] and "Overloaded" in comments[0]
+    assert "the agent tries again at" in comments[0] and "(attempt 2 of 3)" in comments[0]
+    assert "attempt 2 of 3 did not finish" in comments[1] and "(attempt 3 of 3)" in comments[1]
+    assert journey.column("DEMO-1") == "In Review", comments[2]
+    store = journey.cli("status", "--json")
+    assert json.loads(store.stdout)[0]["stage"] == "review"
+    shown = journey.cli("trace", "DEMO-1")
+    assert "outcome: succeeded" in shown.output
+    assert len(journey.agent_branches()) == 1 and len(journey.pull_requests()) == 1

@@ -50,6 +50,9 @@ def test_metrics_count_tickets_by_stage_and_runs(client: tuple[TestClient, list[
     assert "tracker_bridge_cycle_duration_seconds_bucket" in text
     assert 'tracker_bridge_build_info{python="' in text
     assert "process_cpu_seconds_total" in text or "python_info" in text
+    # the ticket in review keeps its workspace: the gauge shows the disk it uses
+    used = next(line for line in text.splitlines() if line.startswith("tracker_bridge_workspace_bytes "))
+    assert float(used.split()[1]) > 0
 
 
 def test_only_a_signed_webhook_wakes_the_poll_loop(client: tuple[TestClient, list[int]]) -> None:

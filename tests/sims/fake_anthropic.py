@@ -68,6 +68,8 @@ class FakeAnthropic(LoopbackServer):
     default: Turn | Callable[[dict[str, Any]], Turn] = field(default_factory=lambda: text("Done."))
     side_answer: str = "ok"
     error: tuple[int, str, str] | None = None  # (status, error type, message) for every /v1/messages request
+    # errors answered, one each, to the next main-loop requests before the script goes on (e.g. 529 overloaded twice)
+    fail_first: list[tuple[int, str, str]] = field(default_factory=list)
     requests: list[Logged] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -226,6 +228,11 @@ class FakeAnthropic(LoopbackServer):
                     self._json(200, {"input_tokens": 1000})
                 elif self.command == "POST" and path.endswith("/v1/messages") and fake.error is not None:
                     status, kind, message = fake.error
+                    self._json(status, {"type": "error", "error": {"type": kind, "message": message}})
+                elif self.command == "POST" and path.endswith("/v1/messages") and fake.fail_first and \
+                        isinstance(body, dict) and body.get("tools"):  # fmt: skip
+                    with fake._lock:
+                        status, kind, message = fake.fail_first.pop(0)
                     self._json(status, {"type": "error", "error": {"type": kind, "message": message}})
                 elif self.command == "POST" and path.endswith("/v1/messages") and isinstance(body, dict):
                     reply, delay = fake._message(body)

@@ -404,3 +404,84 @@ def test_the_awaiting_approval_column_is_optional() -> None:
 def test_a_card_is_not_moved_while_its_plan_is_written() -> None:
     assert lifecycle.column_for(Stage.RUNNING, StagesConfig(), Phase.PLANNING) is None
     assert lifecycle.column_for(Stage.RUNNING, StagesConfig(), Phase.AGENT) == "In Progress"
+# --- issue 13: a ticket at work taken away by a person; operator retry; transient agent failures ------------------
+
+AGENT_COLUMNS = ["Agent", "Agent", "In Progress"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "column", "closed", "via", "applied", "expected"),
+    [
+        (("agent-ready",), "In Progress", False, "label", "In Progress", None),
+        (("Agent-Ready ",), "in progress", False, "label", "In Progress", None),  # case and spaces never matter
+        (("agent-ready",), "Done", False, "label", "In Progress", "a person moved the card to 'Done'"),
+        (("agent-ready",), "Backlog", False, "label", None, None),  # the daemon has not moved the card yet
+        (("agent-ready",), "Agent", False, "label", "In Progress", None),  # still one of the agent's columns
+        ((), "In Progress", False, "label", "In Progress", "a person removed the label 'agent-ready'"),
+        ((), "Agent", False, "column", "Agent", None),  # column-triggered: the label never mattered
+        ((), "Backlog", False, "column", None, "a person moved the card out of 'Agent' to 'Backlog'"),
+        (("agent-ready",), "In Progress", True, "label", "In Progress", "a person closed the ticket"),
+    ],
+)
+def test_left_the_agent(
+    labels: tuple[str, ...], column: str, closed: bool, via: str, applied: str | None, expected: str | None
+) -> None:
+    t = ticket(labels, column).model_copy(update={"closed": closed})
+    assert lifecycle.left_the_agent(t, TRIGGER, via, applied, AGENT_COLUMNS) == expected
+
+
+def test_a_deleted_ticket_has_left_the_agent() -> None:
+    assert lifecycle.left_the_agent(None, TRIGGER, "label", "In Progress", AGENT_COLUMNS) == (
+        "a person deleted the ticket"
+    )
+
+
+def test_a_closed_ticket_is_no_longer_triggered_even_with_its_label() -> None:
+    closed = ticket().model_copy(update={"closed": True})
+    assert lifecycle.still_triggered(ticket(), TRIGGER, "label")
+    assert not lifecycle.still_triggered(closed, TRIGGER, "label")
+
+
+def test_stopping_cancels_and_says_nothing_was_proposed() -> None:
+    d = lifecycle.stop_requested("alice", running=True)
+    assert d.stage is Stage.CANCELLED and d.effect is Effect.NONE
+    assert d.reason == "stopped by alice; the agent was stopped and nothing was pushed or proposed"
+    assert lifecycle.column_for(d.stage, StagesConfig()) is None  # the card is left where it is
+
+
+@pytest.mark.parametrize(
+    ("stage", "queued"),
+    [(Stage.FAILED, True), (Stage.DECLINED, True), (Stage.CANCELLED, True), (Stage.RUNNING, False),
+     (Stage.QUEUED, False), (Stage.REVIEW, False), (Stage.DONE, False)],
+)  # fmt: skip
+def test_retry_requested(stage: Stage, queued: bool) -> None:
+    d = lifecycle.retry_requested(TicketView("PAY-1", stage, None, retry_attempts=3), "bob")
+    if not queued:
+        assert d is None
+        return
+    assert d is not None and d.stage is Stage.QUEUED and d.reason == "retried by bob"
+    assert d.fields["retry_attempts"] == 0
+
+
+@pytest.mark.parametrize(
+    ("failures_before", "max_attempts", "stage", "delay_s"),
+    [(0, 3, Stage.RUNNING, 30), (1, 3, Stage.RUNNING, 60), (2, 3, Stage.FAILED, None), (0, 1, Stage.FAILED, None)],
+)
+def test_agent_interrupted(failures_before: int, max_attempts: int, stage: Stage, delay_s: float | None) -> None:
+    now = datetime(2026, 1, 5, 9, 0, 0)
+    view = TicketView("PAY-1", Stage.RUNNING, Phase.AGENT, retry_attempts=failures_before)
+    d = lifecycle.agent_interrupted(view, RunOutcome.API_ERROR, "529 overloaded", max_attempts=max_attempts,
+                                    backoff_s=30, now=now)  # fmt: skip
+    assert d.stage is stage and d.fields["retry_attempts"] == failures_before + 1
+    if delay_s is None:
+        assert f"gave up after {failures_before + 1} attempt(s)" in d.reason
+    else:
+        assert d.fields["retry_at"] == now + timedelta(seconds=delay_s) and d.phase is Phase.AGENT
+        assert f"attempt {failures_before + 2} of {max_attempts}" in d.reason
+
+
+def test_a_run_cut_short_by_the_api_is_taken_again_after_a_restart() -> None:
+    view = TicketView("PAY-1", Stage.RUNNING, Phase.AGENT, retry_attempts=1)
+    last = RunView(status="finished", outcome=RunOutcome.STALLED, reason="stalled", commit_sha=None,
+                   workspace_ready=True)  # fmt: skip
+    assert lifecycle.recover(view, None, last).effect is Effect.RUN

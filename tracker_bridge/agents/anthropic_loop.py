@@ -192,6 +192,15 @@ def _clip(text: str, limit: int = TOOL_OUTPUT_LIMIT) -> str:
     return text[: limit // 4] + f"\n… ({len(text) - limit} characters cut) …\n" + text[-(limit * 3 // 4) :]
 
 
+def transient_api_error(exc: anthropic.APIError) -> bool:
+    """Overloaded (529), rate limited (429), any 5xx, or the connection lost: trying again later may succeed."""
+    if isinstance(exc, anthropic.APIConnectionError):
+        return True
+    if isinstance(exc, anthropic.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return False
+
+
 class AnthropicBackend:
     name = "anthropic"
 
@@ -237,7 +246,9 @@ class AnthropicBackend:
         emit = Throttle(on_event, self.event_interval)
         price = self._price(trace)
         ws = Workspace(request.workspace)
-        client = anthropic.Anthropic(api_key=self.api_key or "missing", base_url=self.base_url, max_retries=2)
+        # No retries inside the SDK: a transient API error ends this attempt as API_ERROR and the engine retries the
+        # run with backoff across cycles, so the status comment shows the next attempt and every attempt is counted.
+        client = anthropic.Anthropic(api_key=self.api_key or "missing", base_url=self.base_url, max_retries=0)
         system = [{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}]
         tools = [dict(t) for t in TOOLS]
         tools[-1]["cache_control"] = {"type": "ephemeral"}
@@ -261,6 +272,8 @@ class AnthropicBackend:
 
         summary = ""
         while True:
+            if request.cancel.is_set():
+                return stop(RunOutcome.CANCELLED, "the run was cancelled", summary)
             reason = meter.before_turn()
             if reason:
                 return stop(RunOutcome.CAP_REACHED, reason, summary)
@@ -278,6 +291,8 @@ class AnthropicBackend:
             except anthropic.APIError as exc:
                 if meter.time_left <= 0:  # retries of a slow or unreachable API ran out the clock
                     return stop(RunOutcome.CAP_REACHED, meter.wall_time_reason(), summary)
+                if transient_api_error(exc):
+                    return stop(RunOutcome.API_ERROR, f"the Anthropic API failed: {exc}", summary)
                 return stop(RunOutcome.AGENT_FAILED, f"the Anthropic API failed: {exc}", summary)
             u = response.usage
             cache_write = u.cache_creation_input_tokens or 0

@@ -234,11 +234,20 @@ class ClaudeCodeBackend:
         other: list[str] = []  # lines that are not JSON (errors the CLI printed)
         cap: str | None = None
         done = False
+        last_line = meter.elapsed
         while not done:
             try:
                 raw = lines.get(timeout=POLL_S)
             except queue.Empty:
                 raw = b""
+            else:
+                last_line = meter.elapsed
+            stop = _stopped(request, meter.elapsed - last_line)
+            if stop is not None:
+                process.kill_group(proc)  # the CLI, its tools, everything it started
+                trace.write(stop[0].value, reason=stop[1], usage=state.usage().model_dump())
+                emit(AgentEvent(kind=stop[0].value, message=stop[1], usage=state.usage()), force=True)
+                return AgentResult(outcome=stop[0], usage=state.usage(), reason=stop[1])
             if raw is None:
                 done = True
             elif raw.strip():
@@ -315,3 +324,13 @@ class ClaudeCodeBackend:
         emit(AgentEvent(kind="finished", message=summary[:200], usage=usage,
                         data={"permission_denials": len(denials)}), force=True)  # fmt: skip
         return AgentResult(outcome=RunOutcome.SUCCEEDED, usage=usage, summary=summary.strip())
+
+
+def _stopped(request: AgentRequest, silent_s: float) -> tuple[RunOutcome, str] | None:
+    """Why the CLI must be stopped now: the run was cancelled, or it printed nothing for `stall_timeout_s`."""
+    if request.cancel.is_set():
+        return RunOutcome.CANCELLED, "the run was cancelled"
+    stall = request.stall_timeout_s
+    if stall is not None and silent_s >= stall:
+        return RunOutcome.STALLED, f"Claude Code printed nothing for {stall:g} s and was stopped"
+    return None

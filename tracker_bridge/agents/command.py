@@ -7,6 +7,7 @@ can read, so its caps are the wall time (and a daily budget already spent stops 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from collections.abc import Callable
@@ -63,6 +64,26 @@ def daily_budget_spent(request: AgentRequest) -> str | None:
     return None
 
 
+def wait_for(
+    proc: subprocess.Popen[bytes], request: AgentRequest, meter: CapMeter, last_output: list[float]
+) -> tuple[RunOutcome, str] | None:
+    """Wait for the agent's process; None when it exited by itself, else why it must be stopped now: the run was
+    cancelled, it hit its wall time, or it printed nothing for `stall_timeout_s` (checked a few times a second)."""
+    while True:
+        try:
+            proc.wait(timeout=0.2)
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        if request.cancel.is_set():
+            return RunOutcome.CANCELLED, "the run was cancelled"
+        if meter.elapsed >= request.timeout_s:
+            return RunOutcome.CAP_REACHED, meter.wall_time_reason()
+        stall = request.stall_timeout_s
+        if stall is not None and meter.elapsed - last_output[0] >= stall:
+            return RunOutcome.STALLED, f"the agent printed nothing for {stall:g} s and was stopped"
+
+
 class CommandBackend:
     name = "command"
 
@@ -107,19 +128,26 @@ class CommandBackend:
                 pass  # the agent need not read its prompt from stdin
 
         chunks: list[bytes] = []
-        reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: stdout.read(4096), b"")), daemon=True)
+        last_output = [meter.elapsed]  # when the agent last printed something: silence that lasts is a stall
+
+        def read() -> None:
+            for chunk in iter(lambda: os.read(stdout.fileno(), 4096), b""):
+                chunks.append(chunk)
+                last_output[0] = meter.elapsed
+
+        reader = threading.Thread(target=read, daemon=True)
         threading.Thread(target=feed, daemon=True).start()
         reader.start()
-        try:
-            code = proc.wait(timeout=request.timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill_group(proc)
+        stopped = wait_for(proc, request, meter, last_output)
+        if stopped is not None:
+            outcome, reason = stopped
+            process.kill_group(proc)  # the whole process group: the agent and everything it started
             reader.join(timeout=5)
             output = b"".join(chunks).decode(errors="replace")[-OUTPUT_TAIL:]
-            reason = meter.wall_time_reason()
-            trace.write("cap_reached", reason=reason, output=output)
-            on_event(AgentEvent(kind="cap_reached", message=reason))
-            return AgentResult(outcome=RunOutcome.CAP_REACHED, usage=RunUsage(turns=1), reason=reason)
+            trace.write(outcome.value, reason=reason, output=output)
+            on_event(AgentEvent(kind=outcome.value, message=reason))
+            return AgentResult(outcome=outcome, usage=RunUsage(turns=1), reason=reason)
+        code = proc.returncode
         # nothing the agent started may go on changing the workspace after it returned (its work is taken now)
         process.kill_group(proc)
         reader.join(timeout=5)

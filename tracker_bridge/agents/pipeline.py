@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
+from threading import Event
 
 from tracker_bridge.agents.caps import CapMeter
 from tracker_bridge.agents.handover import agent_workspace, import_work_tree, make_agent_workspace
@@ -54,6 +55,7 @@ class RunPlan:
     feedback: list[str]
     daily_budget_left_usd: float | None = None
     approved_plan: str = ""  # the plan a person approved (issue 15): the agent is asked to carry it out
+    cancel: Event = field(default_factory=Event)  # set by the engine to stop the run (see AgentRequest.cancel)
 
 
 def prepare_workspace(host: CodeHost, workspace: Path, branch: str) -> str:
@@ -225,6 +227,8 @@ def execute_run(
         timeout_s=agent.timeout,
         max_tokens=agent.max_tokens,
         daily_budget_left_usd=plan.daily_budget_left_usd,
+        cancel=plan.cancel,
+        stall_timeout_s=agent.stall_timeout,
     )
     title = f"{plan.ticket.ref}: {plan.ticket.title}"
     clock = CapMeter.for_request(request)  # only its clock: the wall time a retry still has
@@ -251,6 +255,8 @@ def execute_run(
 
     current: AgentRequest = request
     for attempt in range(agent.test_retries + 1):
+        if plan.cancel.is_set():  # stopped while the workspace was prepared: the agent never starts
+            return finish(RunReport(RunOutcome.CANCELLED, usage, summary, "the run was cancelled"))
         result: AgentResult = backend.run(current, report_progress)
         usage = _sum(usage, result.usage)
         summary = result.summary or summary
