@@ -9,14 +9,21 @@ upgraded by a newer tracker-bridge: running against it could corrupt it, so it i
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from importlib import resources
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
+
+log = structlog.get_logger()
+# Alembic narrates every open at INFO ("Context impl ...", plugin set-up); every command opens the store, so only its
+# warnings are worth a line. What changed is logged once below as `schema.upgraded`.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 class SchemaTooNew(RuntimeError):
@@ -87,4 +94,6 @@ def upgrade(engine: Engine) -> Upgrade:
         conn.execute(text("UPDATE meta SET value = :v WHERE key = 'schema_version'"), {"v": str(int(target))})
         if conn.execute(text("SELECT count(*) FROM meta WHERE key = 'schema_version'")).scalar() == 0:
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('schema_version', :v)"), {"v": str(int(target))})
+    if before != target:
+        log.info("schema.upgraded", before=before or "none", after=target)
     return Upgrade(before, target)
