@@ -9,6 +9,7 @@ upgraded by a newer tracker-bridge: running against it could corrupt it, so it i
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from importlib import resources
@@ -50,14 +51,20 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The revisions shipped with this release; read once per process (every command opens the store)."""
+    return ScriptDirectory.from_config(_config())
+
+
 def head() -> str:
-    head = ScriptDirectory.from_config(_config()).get_current_head()
+    head = _scripts().get_current_head()
     assert head is not None
     return head
 
 
 def known_revisions() -> set[str]:
-    return {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
+    return {s.revision for s in _scripts().walk_revisions()}
 
 
 def current(conn: Connection) -> str | None:
