@@ -20,15 +20,17 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tracker_bridge connectors tests bench
-	$(VENV)/bin/mypy tracker_bridge tracker_bridge_connectors
+	$(VENV)/bin/mypy tracker_bridge tracker_bridge_connectors tests bench
 
 # Every script in bench/ runs to the end; the triage ones read the development data set.
 TRIAGE_DATA := bench/data/triage-dev.jsonl
+CLARITY_DATA := bench/data/clarity-dev.jsonl
 
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; \
 	  case $$f in \
-	    bench/triage_eval.py|bench/triage_robustness.py) $(PY) $$f --data $(TRIAGE_DATA) || exit 1 ;; \
+	    bench/triage_eval.py|bench/triage_robustness.py|bench/triage_online.py) $(PY) $$f --data $(TRIAGE_DATA) || exit 1 ;; \
+	    bench/clarity_eval.py) $(PY) $$f --data $(CLARITY_DATA) || exit 1 ;; \
 	    *) $(PY) $$f || exit 1 ;; \
 	  esac; done
 

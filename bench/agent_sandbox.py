@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,7 +35,7 @@ def timed(fn: object, n: int) -> tuple[float, float]:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 30
     ws = Path(tempfile.mkdtemp(prefix="tb-bench-"))
-    rows = [("bare subprocess", lambda: subprocess.run(["true"], check=True))]
+    rows: list[tuple[str, Callable[[], object]]] = [("bare subprocess", lambda: subprocess.run(["true"], check=True))]
     rows.append(("fallback (rlimits + guard)", lambda: Sandbox.choose("none").run("true", workspace=ws, timeout=10)))
     ok, message = sandbox_status()
     if ok:

@@ -376,6 +376,9 @@ class LocalTracker:
     def _edit(self, ref: str, change: Callable[[TicketFile], bool]) -> None:
         with self._lock:
             tf = self._load(ref, edit=True)
+            # A file that cannot be read as a ticket (labels: 5, a list as status...) is never written to: the
+            # person fixing it finds it as they left it. TrackerError says why.
+            self._ticket(ref, tf)
             if change(tf) is not False:
                 tf.save()
 

@@ -233,7 +233,13 @@ def settings_for(tmp: Path, **bridge: object) -> Settings:
     return Settings.model_validate(
         {
             "bridge": {"state": "sqlite:///state.db", "state_dir": "state", "max_concurrent_runs": 2, **bridge},
-            "agent": {"sandbox": "none", "daily_budget_usd": 50.0, "max_cost_usd": 3.0, "test_retries": 0},
+            "agent": {
+                "sandbox": "none",
+                "allow_unsandboxed": True,
+                "daily_budget_usd": 50.0,
+                "max_cost_usd": 3.0,
+                "test_retries": 0,
+            },
             "scoring": {"repo_analysis": False},
             "trackers": [{"name": "board", "kind": "local", "url": "./tickets", "repo": "app"}],
             "repos": [{"name": "app", "host": "local", "url": "./repo", "test_command": ""}],

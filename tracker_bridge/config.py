@@ -524,9 +524,6 @@ def apply_env_overrides(
 
 # --- the state store URL ------------------------------------------------------------------------------------------
 
-_STATE_EXAMPLE = '"sqlite:///tracker-bridge.db" or "postgresql+psycopg://user@host/dbname"'
-
-
 def _shown_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -537,37 +534,11 @@ def _shown_url(url: str) -> str:
 
 
 def state_url_problems(settings: Settings) -> list[str]:
-    """A state URL SQLAlchemy cannot parse, or whose driver is not installed, named before anything opens it."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+    """A state URL that cannot be used (not a URL, an unsupported database, a missing driver or folder), named
+    before anything opens it. One check, shared with the CLI: tracker_bridge.state_url."""
+    from tracker_bridge.state_url import state_url_problems as problems
 
-    key = f"[bridge] state = {_shown_url(settings.bridge.state)!r}"
-    try:
-        url = make_url(settings.state_url)
-    except ArgumentError:
-        return [f"{key}: not a database URL. Fix: use a SQLAlchemy URL such as {_STATE_EXAMPLE}"]
-    if url.get_backend_name() not in ("sqlite", "postgresql"):
-        return [f"{key}: {url.get_backend_name()!r} is not a supported database. Fix: use {_STATE_EXAMPLE}"]
-    try:
-        dialect = url.get_dialect()
-    except NoSuchModuleError:
-        return [f"{key}: SQLAlchemy has no driver {url.drivername!r}. Fix: use {_STATE_EXAMPLE}"]
-    try:
-        dialect.import_dbapi()
-    except ImportError as exc:
-        from tracker_bridge.state_url import state_url_problems as driver_problems
-
-        # It knows which driver each URL form needs (postgresql:// is psycopg2, not the [postgres] extra's psycopg).
-        named = driver_problems(settings.state_url)
-        if named:
-            return named
-        module = (exc.name or url.get_driver_name()).split(".")[0]
-        extra = "pip install 'tracker-bridge[postgres]'" if url.get_backend_name() == "postgresql" else ""
-        return [
-            f"{key}: its driver, the Python module {module!r}, is not installed. "
-            f"Fix: {extra or 'pip install ' + module} (or use sqlite:///tracker-bridge.db)"
-        ]
-    return []
+    return problems(settings.state_url)
 
 
 def state_problem(settings: Settings, exc: BaseException) -> Problem:

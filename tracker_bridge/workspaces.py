@@ -31,6 +31,7 @@ import structlog
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from tracker_bridge.agents.handover import AGENT_SUFFIX, agent_workspace
 from tracker_bridge.config import Settings
 from tracker_bridge.gitutil import GitError, git
 from tracker_bridge.models import Stage, Ticket
@@ -97,7 +98,8 @@ def workspace_tickets(store: Store) -> list[WorkspaceTicket]:
     folders: dict[int, list[Path]] = {}
     for run in store.all_runs():
         if run.workspace:
-            folders.setdefault(run.ticket_id, []).append(Path(run.workspace))
+            # The daemon's clone and the agent's copy of it (tracker_bridge.agents.handover) go together.
+            folders.setdefault(run.ticket_id, []).extend((Path(run.workspace), agent_workspace(Path(run.workspace))))
     pushed: dict[int, list[str]] = {}
     for effect in store.effects(kind="push"):
         sha = effect.detail.rpartition("@")[2]
@@ -190,7 +192,9 @@ def plan_cleanup(
             why, pushed = f"{ticket.ref} failed {days:.1f} days ago (keep_workspaces)", ticket.pushed
         else:
             continue
-        if entry.is_symlink() or not entry.is_dir():
+        if entry.is_symlink() or not entry.is_dir() or entry.name.endswith(AGENT_SUFFIX):
+            # The agent's copy is untrusted and never asked (no git runs in it outside the sandbox): what it held
+            # worth keeping was handed over to the daemon's clone, which is checked for unpushed commits.
             plan.remove.append(Decision(entry, why))
             continue
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run(
-    tmp_path: Path, fake: FakeAnthropic, daily_left: float | None = None, **agent: object
+    tmp_path: Path, fake: FakeAnthropic, daily_left: float | None = None, **agent: Any
 ) -> tuple[RunReport, RunPlan, Events]:
     # The costs asserted below are claude-sonnet-4-5's list prices ($3 / $15 per million): pin that model.
     agent = {"model": "claude-sonnet-4-5", **agent}

@@ -125,7 +125,8 @@ def test_setup_installs_what_the_tests_import_and_they_pass_without_network(tmp_
     events = trace_events(tmp_path)
     kinds = [e.get("kind") or e.get("event") for e in events]
     setup = next(e for e in events if (e.get("kind") or e.get("event")) == "setup")
-    assert setup["ok"] is True and [s["name"] for s in setup["steps"]] == ["setup_command", ".tracker-bridge/setup.sh"]
+    steps: list[dict[str, object]] = setup["steps"]  # type: ignore[assignment]
+    assert setup["ok"] is True and [s["name"] for s in steps] == ["setup_command", ".tracker-bridge/setup.sh"]
     assert kinds.index("setup") < kinds.index("agent_result")  # before the agent
     tests = next(e for e in events if (e.get("kind") or e.get("event")) == "tests")
     assert tests["passed"] is True and "1 passed" in str(tests["output"])

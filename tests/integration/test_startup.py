@@ -71,7 +71,9 @@ def test_state_store_failures_exit_2_naming_the_key(journey: Journey) -> None:
     for command in ("run", "status"):
         code, output = invoke(command, "-c", str(journey.config))
         assert code == 2, (command, output)
-        assert "[bridge] state: cannot open" in output and "Fix: check the URL" in output
+        text = " ".join(output.split())
+        assert "[bridge] state = " in text and "no/such/folder does not exist" in text, text
+        assert "Fix: create it or change the path" in text
 
 
 def test_a_folder_passed_as_the_configuration_exits_2(journey: Journey) -> None:

@@ -46,7 +46,10 @@ def _copy_tree(dest: Path) -> None:
 
 
 def _run(args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=600, **kw)  # type: ignore[call-overload]
+    done: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
+        args, capture_output=True, text=True, timeout=600, **kw
+    )
+    return done
 
 
 @pytest.fixture(scope="module")

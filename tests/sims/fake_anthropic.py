@@ -228,13 +228,13 @@ class FakeAnthropic(LoopbackServer):
                     status, kind, message = fake.error
                     self._json(status, {"type": "error", "error": {"type": kind, "message": message}})
                 elif self.command == "POST" and path.endswith("/v1/messages") and isinstance(body, dict):
-                    message, delay = fake._message(body)
+                    reply, delay = fake._message(body)
                     if delay:
                         time.sleep(delay)
                     if body.get("stream"):
-                        self._stream(message)
+                        self._stream(reply)
                     else:
-                        self._json(200, message)
+                        self._json(200, reply)
                 elif self.command == "HEAD" and path == "/":
                     self.send_response(200)  # Claude Code's connectivity probe
                     self.send_header("Content-Length", "0")

@@ -694,7 +694,8 @@ class GitLabSim:
         def handler(req: Request, **params: str) -> Response:
             with self.server.lock:
                 try:
-                    return fn(req, **params)
+                    response: Response = fn(req, **params)
+                    return response
                 except GitLabError as exc:
                     return Response(exc.status, exc.body, self._headers())
 

@@ -75,7 +75,7 @@ class Operation:
             name, where = p.get("name"), p.get("in")
             if where == "query" and p.get("required") and name not in req.query:
                 errors.append(f"missing required query parameter '{name}'")
-            if where in ("query", "path") and p.get("schema", {}).get("type") == "integer":
+            if isinstance(name, str) and where in ("query", "path") and p.get("schema", {}).get("type") == "integer":
                 value = path_params.get(name) if where == "path" else req.arg(name)
                 if value is not None and not re.fullmatch(r"-?\d+", value):
                     errors.append(f"parameter '{name}' must be an integer, got {value!r}")

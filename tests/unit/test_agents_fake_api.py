@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import anthropic
+from anthropic.types import ToolParam
 
 from tests.sims.fake_anthropic import FakeAnthropic, text, tool
 
-TOOLS = [{"name": "run_command", "description": "run", "input_schema": {"type": "object", "properties": {}}}]
+TOOLS: list[ToolParam] = [
+    {"name": "run_command", "description": "run", "input_schema": {"type": "object", "properties": {}}}
+]
 
 
 def test_streamed_tool_use_arrives_whole_and_side_calls_do_not_consume_the_script() -> None:

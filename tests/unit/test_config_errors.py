@@ -22,7 +22,7 @@ def folder(tmp_path: Path) -> Path:
 def test_a_state_url_that_is_not_a_url_names_the_key(folder: Path) -> None:
     [line] = problems(write(folder, '[bridge]\nstate = "tracker-bridge.db"\n' + MINIMAL))
     assert line.startswith("[bridge] state = 'tracker-bridge.db': not a database URL")
-    assert 'Fix: use a SQLAlchemy URL such as "sqlite:///tracker-bridge.db"' in line
+    assert "Fix: write sqlite:///tracker-bridge.db or postgresql+psycopg://" in line
 
 
 def test_the_examples_postgresql_url_without_its_driver_says_what_to_install(
@@ -31,15 +31,15 @@ def test_the_examples_postgresql_url_without_its_driver_says_what_to_install(
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as on a machine without the driver
     [line] = problems(write(folder, '[bridge]\nstate = "postgresql+psycopg://bot:pw@db/tb"\n' + MINIMAL))
     assert "[bridge] state = 'postgresql+psycopg://bot:***@db/tb'" in line  # the password is not printed
-    assert "the Python module 'psycopg', is not installed" in line
+    assert "the PostgreSQL driver (psycopg 3) is not installed" in line
     assert "Fix: pip install 'tracker-bridge[postgres]'" in line
 
 
 def test_an_unknown_database_or_driver_is_named(folder: Path) -> None:
     [line] = problems(write(folder, '[bridge]\nstate = "mysql://db/tb"\n' + MINIMAL))
-    assert "'mysql' is not a supported database" in line
+    assert "'mysql' is not a supported state store" in line
     [line] = problems(write(folder, '[bridge]\nstate = "postgresql+nosuch://db/tb"\n' + MINIMAL))
-    assert "no driver 'postgresql+nosuch'" in line
+    assert "PostgreSQL is reached through psycopg 3" in line and "postgresql+psycopg://db/tb" in line
 
 
 def test_a_folder_given_as_the_configuration_says_so(folder: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ def board(tmp_path: Path) -> Iterator[Board]:
         yield acme_board(gh, tmp_path)
 
 
-def tracker_for(board: Board, query: str = "acme/1", token: str | None = None, **kw: str) -> GitHubProjectsTracker:
+def tracker_for(board: Board, query: str = "acme/1", token: str | None = None, **kw: Any) -> GitHubProjectsTracker:
     client = GitHubClient(board.gh.url, token or board.gh.token, policy=FAST)
     return GitHubProjectsTracker("gh", ProjectScope.parse(query), client, Trigger("agent-ready", "Agent"), **kw)
 

@@ -20,10 +20,12 @@ from pathlib import Path
 
 from tracker_bridge.gitutil import git
 
+AGENT_SUFFIX = ".agent"
+
 
 def agent_workspace(daemon_clone: Path) -> Path:
     """Where the agent works for the run whose daemon-owned clone is `daemon_clone` (a sibling folder)."""
-    return daemon_clone.with_name(daemon_clone.name + ".agent")
+    return daemon_clone.with_name(daemon_clone.name + AGENT_SUFFIX)
 
 
 def make_agent_workspace(daemon_clone: Path, dest: Path, branch: str) -> None:

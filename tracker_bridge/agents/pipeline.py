@@ -24,7 +24,7 @@ from tracker_bridge.agents.caps import CapMeter
 from tracker_bridge.agents.handover import agent_workspace, import_work_tree, make_agent_workspace
 from tracker_bridge.agents.prompt import build_prompt
 from tracker_bridge.agents.sandbox import Sandbox, SandboxError
-from tracker_bridge.agents.setup import remove_workspace, run_setup
+from tracker_bridge.agents.setup import exclude_paths, remove_workspace, run_setup
 from tracker_bridge.agents.trace import TraceWriter
 from tracker_bridge.config import RepoConfig, Settings
 from tracker_bridge.gitutil import git
@@ -189,15 +189,18 @@ def execute_run(
     except SandboxError as exc:
         trace.write("result", outcome=RunOutcome.ERROR.value, reason=str(exc))
         return RunReport(RunOutcome.ERROR, RunUsage(), reason=str(exc))
-    teardown = remove_workspace(plan.workspace, plan.repo, sandbox)  # the previous run's, teardown_command first
+    work = agent_workspace(plan.workspace)
+    # The previous run's: teardown_command where set-up ran (the agent's clone), then both clones go.
+    teardown = remove_workspace(work, plan.repo, sandbox)
     if teardown is not None:
         trace.write("teardown", exit_code=teardown[0], output=teardown[1][-TEST_OUTPUT_TAIL:])
     start_sha = prepare_workspace(host, plan.workspace, plan.branch)
-    work = agent_workspace(plan.workspace)
     make_agent_workspace(plan.workspace, work, plan.branch)
     trace.write("workspace", path=str(work), branch=plan.branch, start=start_sha, publish_from=str(plan.workspace))
     trace.write("sandbox", mode=sandbox.mode, message=sandbox.message, secrets_withheld=sorted(secrets))
-    setup = run_setup(plan.workspace, plan.repo, sandbox)  # before the agent: a failure spends no agent token
+    # In the agent's clone, where the agent and the tests run; before the agent: a failure spends no agent token.
+    setup = run_setup(work, plan.repo, sandbox)
+    exclude_paths(plan.workspace, setup.made)  # what set-up made is copied over with the work tree, never committed
     if setup.ran:
         trace.write("setup", ok=setup.ok, steps=[vars(s) for s in setup.steps], output=setup.output)
     if not setup.ok:

@@ -46,6 +46,7 @@ class SetupResult:
     steps: list[SetupStep] = field(default_factory=list)
     output: str = ""  # the tail of everything the steps printed
     reason: str = ""  # for the ticket when not ok: which step, how it ended, its output's last lines
+    made: list[str] = field(default_factory=list)  # untracked paths set-up created: never part of the change
 
     @property
     def ran(self) -> bool:
@@ -94,21 +95,26 @@ def run_setup(workspace: Path, repo: RepoConfig, sandbox: Sandbox) -> SetupResul
             if tail:
                 reason += f"; its output ends with:\n{tail}"
             return SetupResult(False, steps, "\n".join(outputs)[-OUTPUT_TAIL_CHARS:], reason)
-    exclude_untracked(workspace)
-    return SetupResult(True, steps, "\n".join(outputs)[-OUTPUT_TAIL_CHARS:])
+    made = exclude_untracked(workspace)
+    return SetupResult(True, steps, "\n".join(outputs)[-OUTPUT_TAIL_CHARS:], made=made)
 
 
 def exclude_untracked(workspace: Path) -> list[str]:
     """Add every untracked path of the clone to .git/info/exclude (what set-up made is not the agent's work)."""
     listing = git(workspace, "ls-files", "--others", "--exclude-standard", "--directory", "--no-empty-directory")
     paths = [p for p in listing.splitlines() if p.strip()]
+    exclude_paths(workspace, paths)
+    return paths
+
+
+def exclude_paths(workspace: Path, paths: list[str]) -> None:
+    """Append `paths` (relative to the clone) to its .git/info/exclude."""
     if paths:
         exclude = workspace / ".git" / "info" / "exclude"
         exclude.parent.mkdir(parents=True, exist_ok=True)
         lines = "".join(f"/{p}\n" for p in paths)
         with exclude.open("a", encoding="utf-8") as fh:
             fh.write("# made by tracker-bridge's set-up, not part of the change\n" + lines)
-    return paths
 
 
 def run_teardown(workspace: Path, repo: RepoConfig, sandbox: Sandbox) -> tuple[int | None, str] | None:
