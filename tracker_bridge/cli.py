@@ -28,6 +28,7 @@ from tracker_bridge import __version__, checks, logs, secrets
 from tracker_bridge.config import ConfigError, Settings, load_settings, state_problem
 from tracker_bridge.protocols import Problem, TrackerError
 from tracker_bridge.routing import route
+from tracker_bridge.schema import SchemaTooNew
 from tracker_bridge.state_url import check_state_url, unreachable
 from tracker_bridge.store import Store, utcnow
 from tracker_bridge.views import rejected_summaries, ticket_summaries
@@ -85,6 +86,9 @@ def _open_store(settings: Settings) -> Store:
         status, message = unreachable(exc)
         err.print(message, markup=False, highlight=False)
         raise typer.Exit(status) from exc
+    except SchemaTooNew as exc:  # written by a newer release: running on could corrupt it
+        err.print(f"[bold red]state store too new[/]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from exc
     except Exception as exc:  # any other driver error here is a configuration problem to report, not a crash
         err.print("[bold red]configuration error[/]", highlight=False)
         err.print(f"  - {state_problem(settings, exc)}", highlight=False, markup=False)
@@ -509,6 +513,21 @@ def demo(
     from tracker_bridge.demo import run_demo
 
     raise typer.Exit(run_demo(workdir, out))
+
+
+@app.command()
+def migrate(config: ConfigOption = None) -> None:
+    """Bring the state store's schema up to this release (every command also does it at start)."""
+    settings = _settings(config, check_secrets=False)
+    store = _open_store(settings)
+    done = store.upgrade
+    store.close()
+    if done.before is None:
+        out.print(f"state store: created at schema revision {done.after}", highlight=False)
+    elif done.changed:
+        out.print(f"state store: upgraded from schema revision {done.before} to {done.after}", highlight=False)
+    else:
+        out.print(f"state store: already at schema revision {done.after} (the newest)", highlight=False)
 
 
 def main() -> None:

@@ -575,6 +575,10 @@ def state_url_problems(settings: Settings) -> list[str]:
 
 def state_problem(settings: Settings, exc: BaseException) -> Problem:
     """Opening the state store failed although its URL looked right (server down, wrong credentials...)."""
+    from tracker_bridge.schema import SchemaTooNew
+
+    if isinstance(exc, SchemaTooNew):
+        return Problem("[bridge] state", f"{_shown_url(settings.state_url)}: {exc}", SchemaTooNew.fix)
     return Problem(
         "[bridge] state",
         f"cannot open {_shown_url(settings.state_url)}: {' '.join(str(exc).split())[:300]}",

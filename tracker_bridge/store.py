@@ -1,7 +1,8 @@
 """The state store: tickets, scores, runs, pull requests, per-tracker cursors and a record of every side effect.
 
 SQLAlchemy 2 on SQLite by default (WAL mode, one file, no server); any SQLAlchemy URL works (PostgreSQL for several
-replicas). The schema is versioned: `MIGRATIONS` brings an older file up to date at open.
+replicas). The schema is versioned with Alembic (schema.py, tracker_bridge/migrations): an older store is brought up
+to date at open, and one written by a newer release is refused.
 
 An idle cycle must cost the same with 10 or 10,000 stored tickets, so every query the cycle makes selects by an
 indexed column (`stage`, `synced`, `ticket_id`) and never walks the whole table: `synced` is cleared by every
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -31,7 +32,6 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    inspect,
     select,
     text,
 )
@@ -49,7 +49,10 @@ from tracker_bridge.models import (
     Stage,
     TicketFields,
 )
+from tracker_bridge.schema import Upgrade
+from tracker_bridge.schema import upgrade as upgrade_schema
 
+# The head Alembic revision as a number (revision ids are "0001", "0002", ...); kept in `meta.schema_version`.
 SCHEMA_VERSION = 2
 
 # Writes to these fields record what the board already shows; every other ticket write may change it.
@@ -220,36 +223,6 @@ class RejectionRow(Base):
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-def _v1_to_v2(engine: Engine) -> None:
-    """Ticket phases, publish and retry counters, the `synced` flag, and the indexes an idle cycle needs."""
-    timestamp = "TIMESTAMP" if engine.dialect.name == "postgresql" else "DATETIME"
-    columns = {
-        "phase": "VARCHAR(32)",
-        "publish_attempts": "INTEGER NOT NULL DEFAULT 0",
-        "retry_attempts": "INTEGER NOT NULL DEFAULT 0",
-        "retry_at": timestamp,
-        "synced": "BOOLEAN NOT NULL DEFAULT FALSE",
-    }
-    with engine.begin() as conn:
-        existing = {c["name"] for c in inspect(conn).get_columns("tickets")}
-        for name, ddl in columns.items():
-            if name not in existing:
-                conn.exec_driver_sql(f"ALTER TABLE tickets ADD COLUMN {name} {ddl}")
-        for index, table, column in (
-            ("ix_tickets_stage", "tickets", "stage"),
-            ("ix_tickets_synced", "tickets", "synced"),
-            ("ix_tickets_ref", "tickets", "ref"),
-            ("ix_runs_ticket_id", "runs", "ticket_id"),
-            ("ix_runs_started_at", "runs", "started_at"),
-            ("ix_effects_ticket_id", "effects", "ticket_id"),
-        ):
-            conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {index} ON {table} ({column})")
-
-
-# Each entry upgrades the schema from version N to N+1 (index 0: 1 -> 2). Append, never edit.
-MIGRATIONS: list[Callable[[Engine], None]] = [_v1_to_v2]
-
-
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # WAL: readers (status, dashboard) never block the daemon's writes; a crash never corrupts the file.
@@ -296,26 +269,9 @@ class Store:
             self._migrate()
 
     def _migrate(self) -> None:
-        existing = inspect(self.engine).get_table_names()
-        Base.metadata.create_all(self.engine)
-        with self.session() as s:
-            row = s.get(Meta, "schema_version")
-            if row is None:
-                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION if "tickets" not in existing else 1)))
-                s.flush()
-                row = s.get(Meta, "schema_version")
-            assert row is not None
-            version = int(row.value)
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the state store is at schema version {version}, newer than this tracker-bridge ({SCHEMA_VERSION}); "
-                "upgrade tracker-bridge"
-            )
-        while version < SCHEMA_VERSION:
-            MIGRATIONS[version - 1](self.engine)
-            version += 1
-            with self.session() as s:
-                s.merge(Meta(key="schema_version", value=str(version)))
+        """Bring the schema to this release's with the Alembic revisions in tracker_bridge/migrations (see schema.py);
+        a store written by a newer release raises schema.SchemaTooNew."""
+        self.upgrade: Upgrade = upgrade_schema(self.engine)
 
     @property
     def schema_version(self) -> int:

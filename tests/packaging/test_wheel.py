@@ -95,6 +95,8 @@ def test_the_wheel_installs_no_top_level_connectors_package(installed: dict[str,
     assert "connectors" not in tops
     assert {"tracker_bridge", "tracker_bridge_connectors"} <= tops
     assert any(n.endswith("/licenses/LICENSE") for n in names)
+    # The schema migrations ship with the package: an installed release upgrades its own store.
+    assert {"tracker_bridge/migrations/env.py", "tracker_bridge/migrations/versions/0001_baseline.py"} <= set(names)
     assert not (installed["site"] / "connectors").exists()
 
 

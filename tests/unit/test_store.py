@@ -9,11 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, text
 
 from tests import pg
-from tracker_bridge import store as store_mod
+from tracker_bridge import schema
 from tracker_bridge.models import RunOutcome, RunUsage, Stage
-from tracker_bridge.store import SCHEMA_VERSION, Store
+from tracker_bridge.schema import SchemaTooNew
+from tracker_bridge.store import SCHEMA_VERSION, Base, Store
 
 
 def test_sqlite_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
@@ -40,23 +45,58 @@ def test_runs_left_running_are_marked_interrupted_on_the_next_start(state_url: s
     assert again.ticket_cost(row.id) == pytest.approx(0.25)
 
 
-def test_a_newer_schema_is_refused(state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = state_url
-    Store(url).close()
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 0)
-    with pytest.raises(RuntimeError, match="newer than this tracker-bridge"):
-        Store(url)
+def test_a_newer_schema_revision_is_refused_with_the_fix(state_url: str) -> None:
+    Store(state_url).close()
+    engine = create_engine(state_url)
+    with engine.begin() as conn:  # what a later release's `tracker-bridge migrate` leaves behind
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    with pytest.raises(SchemaTooNew, match=r"revision 0099, newer than this tracker-bridge .* upgrade tracker-bridge"):
+        Store(state_url)
 
 
-def test_migrations_run_in_order(state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = state_url
-    Store(url).close()
-    applied: list[int] = []
-    nxt = SCHEMA_VERSION + 1
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", nxt)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, lambda engine: applied.append(nxt)])
-    s = Store(url)
-    assert applied == [nxt] and s.schema_version == nxt
+def test_a_pre_alembic_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "newer.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(V1_SCHEMA.replace("('schema_version', '1')", "('schema_version', '7')"))
+    conn.close()
+    with pytest.raises(SchemaTooNew, match="revision 0007"):
+        Store(f"sqlite:///{db}")
+
+
+def test_the_migrations_make_exactly_the_schema_the_models_describe(state_url: str) -> None:
+    """A model change without its revision would work in the tests' new stores and break every existing one."""
+    s = Store(state_url)
+    assert s.upgrade.before is None and s.upgrade.after == schema.head() == f"{SCHEMA_VERSION:04d}"
+    with s.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    s.close()
+    assert diff == [], "add a revision under tracker_bridge/migrations/versions for: " + repr(diff)
+
+
+def test_a_version_1_store_is_stamped_and_upgraded_on_either_database(state_url: str) -> None:
+    """A store made before Alembic (meta.schema_version = 1, no alembic_version) is stamped 0001, then upgraded."""
+    engine = create_engine(state_url)
+    with engine.begin() as conn:
+        command.upgrade(schema._config(conn), "0001")
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(text("INSERT INTO meta VALUES ('schema_version', '1')"))
+        conn.execute(
+            text(
+                "INSERT INTO tickets (id, tracker, ref, title, url, stage, reason, content_hash, iterations, pr_state,"
+                " created_at, updated_at) VALUES (1, 'demo', 'DEMO-1', 't', '', 'review', 'open', '', 0, 'open',"
+                " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+    engine.dispose()
+    s = Store(state_url)
+    assert (s.upgrade.before, s.upgrade.after, s.schema_version) == ("0001", "0002", 2)
+    row = s.ticket("demo", "DEMO-1")
+    assert row is not None and row.stage is Stage.REVIEW and row.publish_attempts == 0 and not row.synced
+    assert [r.ref for r in s.tickets_following_prs()] == ["DEMO-1"]
+    with s.engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == "0002"
+    s.close()
 
 
 V1_SCHEMA = """
