@@ -593,22 +593,11 @@ class Engine:
         report.started_runs.append(row.ref)
         assert row.repo is not None and row.branch is not None
         repo = self.settings.repo(row.repo)
-        backend = self.backend_factory(self.settings)
-        key = workspaces.workspace_key(ticket.tracker, ticket.key, ticket.tracker in self._colliding)
-        run = self.store.start_run(
-            row.id,
-            backend=backend.name,
-            branch=row.branch,
-            workspace=str(self.settings.state_dir / "workspaces" / key),
-            trace_path="",
-        )
-        trace_path = self.settings.state_dir / "runs" / key / f"attempt-{run.attempt}.jsonl"
-        run = self.store.update_run(run.id, trace_path=str(trace_path))
+        backend, run, trace_path = self._open_run(
+            row, ticket, folder="workspaces", trace_name="attempt", budget_left=budget_left,
+            cap=self.settings.agent.max_cost_usd,
+        )  # fmt: skip
         log.info("run.start", ref=ticket.ref, attempt=run.attempt, backend=backend.name, branch=row.branch)
-        # The run may spend what is left of today's budget after every other run's reservation (its own dollar cap
-        # when that is less), set aside now: concurrent runs together overspend the budget by at most the turn
-        # each is in when it reaches its cap.
-        self._reserved[run.id] = min(budget_left, self.settings.agent.max_cost_usd)
         plan = RunPlan(
             ticket=ticket,
             repo=repo,
@@ -1097,6 +1086,27 @@ class Engine:
                 log.warning("control.unknown_ticket", ref=control.ref, kind=control.kind)
             self.controls.mark_done(control.id)
             log.info("control.done", kind=control.kind, ref=control.ref, by=control.requested_by)
+    def _open_run(
+        self, row: TicketRow, ticket: Ticket, *, folder: str, trace_name: str, budget_left: float, cap: float
+    ) -> tuple[AgentBackend, RunRow, Path]:
+        """The run row of an agent run (or a plan run): its workspace under `state_dir/<folder>`, its trace file, and
+        its share of today's budget set aside: what is left after every other run's reservation, its own dollar
+        `cap` when that is less, so concurrent runs together overspend by at most the turn each is in at its cap."""
+        assert row.branch is not None
+        backend = self.backend_factory(self.settings)
+        key = workspaces.workspace_key(ticket.tracker, ticket.key, ticket.tracker in self._colliding)
+        run = self.store.start_run(
+            row.id,
+            backend=backend.name,
+            branch=row.branch,
+            workspace=str(self.settings.state_dir / folder / key),
+            trace_path="",
+        )
+        trace_path = self.settings.state_dir / "runs" / key / f"{trace_name}-{run.attempt}.jsonl"
+        run = self.store.update_run(run.id, trace_path=str(trace_path))
+        self._reserved[run.id] = min(budget_left, cap)
+        return backend, run, trace_path
+
     # --- the approval workflow (issue 15): plan runs, approvals, the approved plan ---------------------------------
 
     def _start_plan_run(self, row: TicketRow, decision: Decision, budget_left: float, report: CycleReport) -> None:
@@ -1113,18 +1123,11 @@ class Engine:
         report.started_runs.append(row.ref)
         assert row.repo is not None and row.branch is not None
         repo = self.settings.repo(row.repo)
-        backend = self.backend_factory(self.settings)
-        run = self.store.start_run(
-            row.id,
-            backend=backend.name,
-            branch=row.branch,
-            workspace=str(self.settings.state_dir / "plans" / ticket.key),
-            trace_path="",
-        )
-        trace_path = self.settings.state_dir / "runs" / ticket.key / f"plan-{run.attempt}.jsonl"
-        run = self.store.update_run(run.id, trace_path=str(trace_path))
+        backend, run, trace_path = self._open_run(
+            row, ticket, folder="plans", trace_name="plan", budget_left=budget_left,
+            cap=self.settings.scoring.plan_max_cost_usd,
+        )  # fmt: skip
         log.info("plan.start", ref=ticket.ref, attempt=run.attempt, backend=backend.name)
-        self._reserved[run.id] = min(budget_left, self.settings.scoring.plan_max_cost_usd)
         plan = RunPlan(
             ticket=ticket,
             repo=repo,
