@@ -282,9 +282,16 @@ class Engine:
         return time.monotonic() > self._deadline
 
     def _is_active(self, ticket_id: int) -> bool:
+        """A job is under way for the ticket, or it has finished and its result is still waiting in the inbox: until
+        `_drain` writes that result, the row still says `running` and must not be taken for an interrupted run."""
         with self._active_lock:
             f = self.active.get(ticket_id)
-            return f is not None and not f.done()
+            if f is None:
+                return False
+            if f.cancelled() or (f.done() and f.exception() is not None):  # ended without reporting its result
+                del self.active[ticket_id]
+                return False
+            return True
 
     def _guarded(self, row: TicketRow, step: Callable[[], object]) -> None:
         """One ticket's trouble stays that ticket's: a bug or a bad field is recorded and the cycle goes on."""
@@ -669,13 +676,20 @@ class Engine:
                 if isinstance(message, Progress):
                     self._on_progress(message)
                 elif isinstance(message, RunDone):
+                    self._settle(message.ticket_id)
                     self._on_run_done(message, report)
                 elif isinstance(message, ScoreDone):
                     self._on_score_done(message, report)
                 else:
+                    self._settle(message.ticket_id)
                     self._on_publish_done(message, report)
             except Exception:
                 log.exception("engine.result_failed", ref=self._ref_of(message.ticket_id))
+
+    def _settle(self, ticket_id: int) -> None:
+        """The ticket's job has reported its end: it is no longer active (its handler may submit the next job)."""
+        with self._active_lock:
+            self.active.pop(ticket_id, None)
 
     def _on_progress(self, p: Progress) -> None:
         event = p.event

@@ -4,6 +4,7 @@ one pull request and one status comment per ticket (replicas are standbys; see d
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -84,12 +85,20 @@ def test_a_standby_replica_takes_over_a_killed_leader_and_finishes_the_board_onc
     assert leader.popen.wait() == -signal.SIGKILL
 
     until(lambda: "lease.acquired" in standby.output, 30, "the standby to take over")
-    until(lambda: all(journey.column(k) == "In Review" for k in KEYS), 180, "every ticket to reach review")
+    try:
+        until(lambda: all(journey.column(k) == "In Review" for k in KEYS), 180, "every ticket to reach review")
+    except AssertionError as exc:  # say where the board stopped and what the new leader was doing
+        columns = {k: journey.column(k) for k in KEYS}
+        raise AssertionError(f"{exc}: {columns}\n{standby.output[-6000:]}") from None
     assert "run.start" in standby.output  # it carried on the board's runs, the killed leader's included
     time.sleep(2)  # a few more cycles: nothing may be made twice afterwards either
     branches = journey.agent_branches()
     assert len(branches) == len(KEYS) and all(any(k in b for b in branches) for k in KEYS), branches
     assert sorted(p["branch"] for p in journey.pull_requests()) == sorted(branches)
     assert {k: journey.comment_count(k) for k in KEYS} == dict.fromkeys(KEYS, 1)
+    # One agent run per ticket, and one more for each run the kill interrupted: never two on one ticket at a time.
+    logs = leader.output + standby.output
+    resumed = sum(int(n) for n in re.findall(r"engine\.recovered_runs.*interrupted=(\d+)", logs))
+    assert logs.count("run.start") == len(KEYS) + resumed, logs
     standby.popen.send_signal(signal.SIGTERM)
     assert standby.popen.wait(timeout=30) == 0, standby.output

@@ -137,6 +137,8 @@ def test_a_run_interrupted_by_a_restart_is_run_again_from_a_clean_start(tmp_path
     w.tracker.add("T-1")
     w.engine.cycle()
     assert w.stage("T-1") == "running"
+    while not w.agent.requests:  # the dead daemon's run is at the agent (done with its workspace's clone)
+        threading.Event().wait(0.01)
     dead = w.engine
     w.agent = ScriptedAgent()
     w.restart()  # the daemon dies; the new one finds the run row `running`
@@ -295,3 +297,23 @@ def test_a_stalled_tracker_delays_only_its_own_tickets(tmp_path: Path) -> None:
     assert w.store.ticket("slow", "S-1") is not None
     assert w.store.ticket("slow", "S-1").stage is Stage.REVIEW  # type: ignore[union-attr]
     assert slow.calls.count(("poll", "")) == 1  # the stalled poll was never started twice
+
+
+def test_a_run_that_ended_but_is_not_yet_written_is_not_started_again(tmp_path: Path) -> None:
+    # The run's result can land in the inbox just after a cycle drained it: the row still says running, and the
+    # cycle must not take that for a run lost in a crash and start a second agent on the ticket.
+    gate = threading.Event()
+    world = make_world(tmp_path, agent=ScriptedAgent(gate=gate))
+    world.tracker.add("T-1")
+    world.engine.cycle()
+    assert world.stage("T-1") == "running"
+    gate.set()
+    while not all(f.done() for f in world.engine.active.values()):
+        threading.Event().wait(0.01)
+    drain = world.engine._drain
+    world.engine._drain = lambda report: None  # type: ignore[method-assign]  # the result arrives after the drain
+    world.engine.cycle()
+    world.engine._drain = drain  # type: ignore[method-assign]
+    world.engine.wait()
+    assert len(world.agent.requests) == 1, "a second agent run was started on a ticket whose run had finished"
+    assert world.stage("T-1") == "review"
