@@ -61,13 +61,14 @@ def test_a_refused_key_says_where_to_make_one(sim: LinearSim) -> None:
 
 def test_ratelimited_is_waited_out_until_linears_announced_reset(sim: LinearSim) -> None:
     c, sleeper = client(sim, max_wait=5.0)
-    sim.exhaust("lin_api_bot", reset_in_s=0.4)
+    sim.exhaust("lin_api_bot", reset_in_s=1.0)
     started = time.monotonic()
     data = c.execute(docs.VIEWER)
     assert data["viewer"]["email"] == "bot@acme.dev"
-    # The backoff (0.01 s) was stretched to the reset time from X-RateLimit-Requests-Reset.
-    assert sleeper.waits and sleeper.waits[0] > 0.2
-    assert time.monotonic() - started >= 0.35
+    # The backoff (0.01 s) was stretched to the reset time from X-RateLimit-Requests-Reset (by however much of
+    # the second is left when the first answer arrives: a loaded machine may take a while to send it).
+    assert sleeper.waits and sleeper.waits[0] > 0.1
+    assert time.monotonic() - started >= 0.95
     assert c.requests_sent == 2
 
 
