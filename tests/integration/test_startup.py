@@ -96,11 +96,15 @@ def test_version_python_m_and_completion() -> None:
         [sys.executable, "-m", "tracker_bridge", "--version"], capture_output=True, text=True, cwd="/", timeout=60
     )
     assert module.returncode == 0 and module.stdout.strip() == f"tracker-bridge {__version__}"
+    # Typer's own switch for tests: the shell is named instead of detected from the parent processes (under a
+    # test runner's worker processes there may be no shell among them to detect).
+    no_detection = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     completion = subprocess.run(
         [sys.executable, "-m", "tracker_bridge", "--show-completion", "bash"],
         capture_output=True,
         text=True,
         timeout=60,
+        env=no_detection,
     )
     assert completion.returncode == 0 and "_TRACKER_BRIDGE_COMPLETE=complete_bash" in completion.stdout
 

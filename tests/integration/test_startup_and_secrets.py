@@ -21,12 +21,16 @@ from tests.sims.http import Request, Response
 from tracker_bridge import cli
 from tracker_bridge.cli import app
 from tracker_bridge.gitutil import git
+from tracker_bridge_connectors.github import client as github_client
+from tracker_bridge_connectors.retry import RetryPolicy
 
 
 def test_a_rate_limited_start_is_retried_then_reported_as_temporary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cli, "STARTUP_RETRY_DELAYS_S", (0.01, 0.01))
+    # Each request's own retries keep their count but not their exponential pauses (half a minute per request).
+    monkeypatch.setattr(github_client, "RetryPolicy", lambda: RetryPolicy(base_delay=0.01))
     with GitHubSim(tmp_path / "gh") as gh:
         monkeypatch.setenv("GITHUB_TOKEN", gh.token)
         gh.create_org("acme")
