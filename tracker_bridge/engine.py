@@ -49,8 +49,10 @@ from tracker_bridge.agents.pipeline import RunPlan, RunReport, execute_run
 from tracker_bridge.agents.planning import execute_plan
 from tracker_bridge.comments import RunSummary, StatusView, render_status
 from tracker_bridge.config import Settings
+from tracker_bridge.conflicts import conflicting_files
 from tracker_bridge.control import ControlRow, Controls
 from tracker_bridge.failpoints import failpoint
+from tracker_bridge.gitutil import GitError
 from tracker_bridge.lifecycle import Approval, Decision, Effect, PollAction, RetryPolicy, RunView, TicketView
 from tracker_bridge.models import (
     Phase,
@@ -190,6 +192,8 @@ class Engine:
         self._cancels: dict[int, threading.Event] = {}
         self._polled: dict[tuple[str, str], Ticket] = {}
         self._colliding = workspaces.colliding_trackers(settings)
+        # (ticket id, head, base) -> the conflicting files of a pull request that no longer merges (issue 14)
+        self._conflicts: dict[tuple[int, str | None, str | None], list[str]] = {}
         ControlRow.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]
         self.controls = Controls(store)
         recovered = store.interrupt_running()
@@ -838,11 +842,29 @@ class Engine:
             self._view(row),
             max_iterations=self.settings.agent.max_iterations,
             iterated_feedback=row.feedback if row.iterations else None,
+            conflict_files=self._conflict_files(row, pr),
         )
         if decision is not None:
             self._apply(row, decision, report)
         elif row.stage_enum is Stage.REVIEW and pr.state is PullRequestState.OPEN:
             self._follow_up_comments(row, pr, report)
+
+    def _conflict_files(self, row: TicketRow, pr: PullRequest) -> list[str]:
+        """The files a conflicting pull request's merge would leave conflicted, found by a dry-run merge in a fresh
+        clone of the daemon's own (`conflicts.conflicting_files`); once per head and base pair, only while the host
+        says it conflicts and the ticket may act on it. [] when it does not conflict or git could not tell."""
+        if not pr.conflicts or row.stage_enum is not Stage.REVIEW or pr.head_sha == row.iterated_sha:
+            return []
+        key = (row.id, pr.head_sha, pr.base_sha)
+        if key not in self._conflicts:
+            dest = self.settings.state_dir / "conflicts" / str(row.id)
+            try:
+                self._conflicts[key] = conflicting_files(self.hosts[row.repo or ""], dest, pr.branch, pr.base)
+            except (RemoteError, GitError) as exc:
+                log.warning("pr.conflicts_unknown", ref=row.ref, error=str(exc))
+                self._conflicts[key] = []
+            log.info("pr.conflicts", ref=row.ref, base=pr.base, files=self._conflicts[key])
+        return self._conflicts[key]
 
     def _follow_up_comments(self, row: TicketRow, pr: PullRequest, report: CycleReport) -> None:
         """`@mention` comments on the pull request: one iteration per new request (lifecycle.follow_up); the

@@ -294,6 +294,10 @@ class GitHubHost:
             checks=checks,
             review=review,
             feedback=feedback,
+            # GitHub computes mergeability in the background: `mergeable` is null until it knows (no conflict yet)
+            conflicts=state is PullRequestState.OPEN
+            and (data.get("mergeable") is False or data.get("mergeable_state") == "dirty"),
+            base_sha=(data.get("base") or {}).get("sha"),
         )
 
     def _review_state(self, number: int, pr: dict[str, Any]) -> tuple[ReviewState, list[str]]:

@@ -217,6 +217,8 @@ class GitLabHost:
             checks=checks,
             review=review,
             feedback=[*threads, *failing],
+            conflicts=_conflicts(mr.attributes),
+            base_sha=(mr.attributes.get("diff_refs") or {}).get("start_sha"),
         )
 
     def _checks(self, mr: ProjectMergeRequest) -> tuple[ChecksState, list[str]]:
@@ -304,3 +306,15 @@ class GitLabHost:
                 )
             )
         return problems
+
+
+def _conflicts(mr: dict[str, Any]) -> bool:
+    """Does an open merge request no longer merge into its target? GitLab says it three ways, depending on its
+    version: `has_conflicts`, `merge_status` (deprecated in 15.6) and `detailed_merge_status` (15.6 and later)."""
+    if mr.get("state") != "opened":
+        return False
+    return bool(
+        mr.get("has_conflicts")
+        or mr.get("merge_status") == "cannot_be_merged"
+        or mr.get("detailed_merge_status") in ("conflict", "cannot_be_merged")
+    )
