@@ -73,6 +73,7 @@ from tracker_bridge.protocols import (
     PullRequestComments,
     RejectedTicket,
     RemoteError,
+    ReviewRequests,
     Tracker,
     TrackerError,
     Trigger,
@@ -591,6 +592,8 @@ class Engine:
             log.warning("run.read_failed", ref=row.ref, error=str(exc))
             return
         ci_pr = row.pr_id if row.phase is Phase.ITERATING else None  # an iteration: its failed checks' logs
+        if row.actor is None and row.pr_id is None:
+            self._note_actor(row, ticket)
         row = self._apply(row, decision, report)
         if row.stage_enum is not Stage.RUNNING:
             return  # the card could not be moved: the ticket failed with the reason
@@ -751,6 +754,7 @@ class Engine:
         assert row.branch is not None and row.repo is not None and run is not None
         host = self.hosts[row.repo]
         branch, commit, title, body = row.branch, run.commit_sha, self._pr_title(row), self._pr_body(row, run)
+        reviewer = row.actor if self.settings.bridge.request_review else None
         workspace = Path(run.workspace)
         ticket_id, run_id, ref = row.id, run.id, row.ref
         cancel = self._cancels.setdefault(row.id, threading.Event())
@@ -770,6 +774,7 @@ class Engine:
                     pr = host.open_pull_request(branch, title, body)
                     failpoint("after_open_pr")
                     effects.append(("open_pr", pr.url))
+                    effects += _request_review(host, pr, reviewer, ref)
                 self._inbox.put(PublishDone(ticket_id, run_id, pr=pr, effects=tuple(effects)))
             except _Stopped:
                 self._inbox.put(PublishDone(ticket_id, run_id, effects=tuple(effects)))
@@ -780,6 +785,17 @@ class Engine:
                 self._inbox.put(PublishDone(ticket_id, run_id, effects=tuple(effects), crash=str(exc)))
 
         self._submit(row.id, job)
+
+    def _note_actor(self, row: TicketRow, ticket: Ticket) -> None:
+        """Who triggered the ticket, for the review request once its pull request is open (known already when
+        `allowed_actors` is set; else asked of the tracker once, here). Unknown is fine: no review is requested."""
+        try:
+            actor = self.trackers[row.tracker].trigger_actor(ticket)
+        except Exception as exc:  # a nicety: never a reason to hold the run back
+            log.warning("ticket.actor_unknown", ref=row.ref, error=str(exc))
+            return
+        if actor:
+            self.store.update_ticket(row.id, actor=actor)
 
     def _on_publish_done(self, done: PublishDone, report: CycleReport | None) -> None:
         for kind, detail in done.effects:
@@ -1280,6 +1296,20 @@ class Engine:
         """Give up on the runs still going: recorded interrupted, so the next start resumes them as after a crash."""
         self.pool.shutdown(wait=False, cancel_futures=True)
         return self.store.interrupt_running()
+
+
+def _request_review(host: CodeHost, pr: PullRequest, reviewer: str | None, ref: str) -> list[tuple[str, str]]:
+    """Ask the person who triggered the ticket to review its new pull request, where the host can (issue 14). Any
+    failure (not a collaborator, no such user on the host, the host down) is a warning: the pull request stands."""
+    if not reviewer or not isinstance(host, ReviewRequests):
+        return []
+    try:
+        host.request_review(pr.id, reviewer)
+    except Exception as exc:
+        log.warning("pr.review_request_failed", ref=ref, pr=pr.url, reviewer=reviewer, error=str(exc))
+        return []
+    log.info("pr.review_requested", ref=ref, pr=pr.url, reviewer=reviewer)
+    return [("review_requested", reviewer)]
 
 
 def _put_progress(inbox: queue.SimpleQueue[Message], ticket_id: int, run_id: int, event: AgentEvent) -> None:

@@ -198,6 +198,17 @@ class PullRequestComments(Protocol):
 
 
 @runtime_checkable
+class ReviewRequests(Protocol):
+    """A code host that can ask a person to review a pull request (GitHub requested reviewers, GitLab merge request
+    reviewers). Optional: test with isinstance."""
+
+    def request_review(self, pr_id: str, username: str) -> None:
+        """Ask `username` (as the host names people) to review; raises CodeHostError when the host refuses (no
+        such user, not a collaborator, the pull request's own author)."""
+        ...
+
+
+@runtime_checkable
 class CheckLogs(Protocol):
     """A code host that can read its CI's job logs (GitHub Actions, GitLab CI). Optional: test with isinstance."""
 

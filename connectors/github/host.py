@@ -321,6 +321,18 @@ class GitHubHost:
             return ReviewState.REVIEW_REQUESTED, []
         return ReviewState.NONE, []
 
+    # --- review requests -------------------------------------------------------------------------------------------
+
+    def request_review(self, pr_id: str, username: str) -> None:
+        """POST /pulls/{n}/requested_reviewers (PyGithub `create_review_request`); GitHub answers 422 for a login
+        that is not a collaborator or is the pull request's author."""
+        number = int(str(pr_id).lstrip("#"))
+        try:
+            pull = self._pulls.get(number) or self._pull(number)
+            pull.create_review_request(reviewers=[username])
+        except (GithubException, requests.RequestException) as exc:
+            raise self._error(f"requesting a review of #{number} from {username}", exc) from exc
+
     # --- follow-up comments ----------------------------------------------------------------------------------------
 
     def _login(self) -> str:

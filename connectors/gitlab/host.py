@@ -234,6 +234,20 @@ class GitLabHost:
         ]
         return state, names
 
+    # --- review requests -------------------------------------------------------------------------------------------
+
+    def request_review(self, pr_id: str, username: str) -> None:
+        """Make `username` the merge request's reviewer: GitLab takes user ids (`reviewer_ids`), so the username is
+        looked up first (GET /users?username=)."""
+        what = f"requesting a review of !{pr_id} of {self.project_path} from {username}"
+        with translated(CodeHostError, what, self.gl.url):
+            users = self.gl.users.list(username=username, get_all=False)
+            if not users:
+                raise CodeHostError(f"{what}: GitLab has no user named {username!r}", transient=False)
+            mr = self._project().mergerequests.get(int(pr_id), lazy=True)
+            mr.reviewer_ids = [users[0].id]
+            mr.save()
+
     # --- follow-up comments ----------------------------------------------------------------------------------------
 
     def pull_request_comments(self, pr_id: str) -> list[PullRequestComment]:

@@ -2,7 +2,7 @@
 change to the line the agent's pull request changed; the simulator's test merge (real git in its bare repository)
 makes the pull request `mergeable: false`, `mergeable_state: "dirty"`; the daemon names the conflicting file, merges
 `main` into the branch, the agent resolves the markers, the tests run again and a merge commit is pushed to the same
-pull request, which merges again."""
+pull request, which merges again. The same journey shows the review request sent when the pull request opened."""
 
 # ruff: noqa: F811 (`world` is the journey test's fixture, imported; tests take it as a parameter)
 from __future__ import annotations
@@ -49,6 +49,9 @@ def test_a_pull_request_whose_base_moved_is_merged_and_resolved_by_an_iteration(
     daemon = Daemon(world, write_config(tmp_path, world, board_tracker(world)))
     issue, pr, head = in_review(world, daemon)
     assert world.gh.render.pull(pr)["mergeable"] is True
+    # Review requests (issue 14): alice moved the card, so alice is asked to review the new pull request (the
+    # simulator checks the request against GitHub's description and its collaborator rule).
+    assert pr.requested_reviewers == ["alice"]
 
     base = push_to_main(tmp_path, world, {"calc.py": "def add(a, b):\n    return b + a  # fixed upstream\n"})
     assert world.gh.render.pull(pr)["mergeable_state"] == "dirty"

@@ -675,6 +675,7 @@ class GitLabSim:
         r("GET", API + "/version", lambda req: self._ok({"version": "17.5.0-ee", "revision": "sim"}))
         r("GET", API + "/user", self._get_user)
         r("GET", API + "/personal_access_tokens/self", self._get_token_self)
+        r("GET", API + "/users", self._wrap(self._list_users))
         r("GET", p, self._wrap(self._get_project))
         r("GET", p + "/members/all/{uid}", self._wrap(self._get_member))
         r(
@@ -718,6 +719,12 @@ class GitLabSim:
     def _get_user(self, req: Request) -> Response:
         user, _ = self._current(req)
         return self._ok({**user.json(), "is_admin": False, "bot": False})
+
+    def _list_users(self, req: Request) -> Response:
+        self._current(req)
+        wanted = req.arg("username")
+        users = [u for u in self.users.values() if wanted is None or u.username.lower() == wanted.lower()]
+        return self._page(req, [u.json() for u in users])
 
     def _get_token_self(self, req: Request) -> Response:
         user, scopes = self._current(req)
@@ -1047,6 +1054,8 @@ class GitLabSim:
         for key in ("title", "description"):
             if key in data:
                 setattr(mr, key, data[key])
+        if "reviewer_ids" in data:  # GitLab keeps only users who exist; an empty list removes every reviewer
+            mr.reviewers = [self.users[i] for i in data["reviewer_ids"] or [] if i in self.users]
         if data.get("state_event") == "close" and mr.state == "opened":
             self.close_mr(project, mr.iid)
         elif data.get("state_event") == "reopen" and mr.state == "closed":
