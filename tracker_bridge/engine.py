@@ -70,10 +70,12 @@ from tracker_bridge.protocols import (
     CodeHost,
     CodeHostError,
     PollResult,
+    PullRequestComment,
     PullRequestComments,
     RejectedTicket,
     RemoteError,
     ReviewRequests,
+    TicketDiscussion,
     Tracker,
     TrackerError,
     Trigger,
@@ -231,7 +233,6 @@ class Engine:
         self._drain(report)
         self._consume_controls(report)
         self._reconcile_at_work(healthy, report)
-        self._polled.clear()
         scoring = {tracker for tracker, _ in self._scoring.values()}
         for name, cursor in cursors.items():
             # Saved once every ticket of the window has its verdict: a crash before (or a scoring still under way)
@@ -247,6 +248,7 @@ class Engine:
         for row in self.store.tickets_following_prs():
             if row.tracker in healthy and not self._late():
                 self._guarded(row, partial(self._follow_pull_request, row, report))
+        self._polled.clear()  # read by reconciliation and by the follow-up comments on tickets, above
         self._dispatch(report, healthy)
         self._converge_pending(healthy)
         self.on_change()
@@ -594,6 +596,7 @@ class Engine:
         ci_pr = row.pr_id if row.phase is Phase.ITERATING else None  # an iteration: its failed checks' logs
         if row.actor is None and row.pr_id is None:
             self._note_actor(row, ticket)
+        self._seen_by_the_agent(row, ticket)
         row = self._apply(row, decision, report)
         if row.stage_enum is not Stage.RUNNING:
             return  # the card could not be moved: the ticket failed with the reason
@@ -886,12 +889,15 @@ class Engine:
         """`@mention` comments on the pull request: one iteration per new request (lifecycle.follow_up); the
         comments handled are remembered in the store (effects of kind `follow_up_comment`), so none counts twice."""
         host = self.hosts[row.repo or ""]
-        if not isinstance(host, PullRequestComments):
-            return
-        try:
-            comments = host.pull_request_comments(pr.id)
-        except CodeHostError as exc:
-            log.warning("pr.comments_failed", ref=row.ref, error=str(exc))
+        comments: list[PullRequestComment] = []
+        if isinstance(host, PullRequestComments):
+            try:
+                comments = host.pull_request_comments(pr.id)
+            except CodeHostError as exc:
+                log.warning("pr.comments_failed", ref=row.ref, error=str(exc))
+                return
+        comments += self._ticket_comments(row)
+        if not comments:
             return
         handled = {e.detail for e in self.store.effects(row.id, kind="follow_up_comment")}
         outcome = lifecycle.follow_up(
@@ -907,6 +913,32 @@ class Engine:
             self.store.record_effect(row.id, "follow_up_comment", comment_id)
         if outcome.decision is not None and outcome.decision.reason != row.reason:
             self._apply(row, outcome.decision, report)
+
+    def _ticket_comments(self, row: TicketRow) -> list[PullRequestComment]:
+        """People's comments on the ticket itself, on trackers that give their authors (`TicketDiscussion`): the
+        ticket as this cycle's poll returned it, else one read. Ids are prefixed so they never meet a pull
+        request comment's."""
+        tracker = self.trackers[row.tracker]
+        if not isinstance(tracker, TicketDiscussion):
+            return []
+        ticket = self._polled.get((row.tracker, row.ref))
+        if ticket is None:
+            try:
+                ticket = tracker.get_ticket(row.ref)
+            except TrackerError as exc:
+                log.warning("ticket.comments_failed", ref=row.ref, error=str(exc))
+                return []
+        return [
+            PullRequestComment(f"ticket:{c.id}", c.author or "", c.body, on="ticket") for c in ticket.discussion
+        ]
+
+    def _seen_by_the_agent(self, row: TicketRow, ticket: Ticket) -> None:
+        """The ticket's comments when a run starts are in the agent's prompt already: none of them is a follow-up
+        request later (an `@mention` written before the trigger, an approval by comment)."""
+        handled = {e.detail for e in self.store.effects(row.id, kind="follow_up_comment")}
+        for c in ticket.discussion:
+            if f"ticket:{c.id}" not in handled:
+                self.store.record_effect(row.id, "follow_up_comment", f"ticket:{c.id}")
 
     # --- applying decisions and converging the board -----------------------------------------------------------
 

@@ -551,9 +551,10 @@ def follow_up(
     allowed_actors: Sequence[str],
     max_iterations: int,
 ) -> FollowUp:
-    """A comment mentioning `mention` by an allowed person (anyone when `allowed_actors` is empty; never the
-    daemon's own account or its status comment) starts one iteration on the same branch with the comment as its
-    feedback. Every new mention is handled once, whoever wrote it: a refused one is not reconsidered later."""
+    """A comment on the pull request or the ticket mentioning `mention` by an allowed person (anyone when
+    `allowed_actors` is empty; never the daemon's own account or its status comment) starts one iteration on the
+    same branch with the comment as its feedback. Every new mention is handled once, whoever wrote it: a refused
+    one is not reconsidered later."""
     allowed = {a.lower() for a in allowed_actors}
     fresh = [
         c
@@ -575,7 +576,7 @@ def follow_up(
             ),
             ids,
         )
-    feedback = [*pr.feedback, *(f"{c.author} commented on the pull request: {c.body}" for c in asks)]
+    feedback = [*pr.feedback, *(f"{c.author} commented on the {c.on}: {c.body}" for c in asks)]
     fields: TicketFields = {
         "iterations": view.iterations + 1,
         "iterated_sha": pr.head_sha,

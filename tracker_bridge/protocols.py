@@ -185,6 +185,15 @@ class PullRequestComment:
     author: str
     body: str
     mine: bool = False
+    on: str = "pull request"  # where it was written: "pull request", or "ticket" for a comment on the ticket
+
+
+@runtime_checkable
+class TicketDiscussion(Protocol):
+    """A tracker whose tickets carry people's comments with their authors and stable ids (`Ticket.discussion`):
+    `@mention` comments on the ticket start follow-up iterations. Optional: test with isinstance."""
+
+    comments_with_authors: bool
 
 
 @runtime_checkable
