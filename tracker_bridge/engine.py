@@ -886,8 +886,9 @@ class Engine:
         return self._conflicts[key]
 
     def _follow_up_comments(self, row: TicketRow, pr: PullRequest, report: CycleReport) -> None:
-        """`@mention` comments on the pull request: one iteration per new request (lifecycle.follow_up); the
-        comments handled are remembered in the store (effects of kind `follow_up_comment`), so none counts twice."""
+        """`@mention` comments on the pull request and on the ticket: one iteration per new request
+        (lifecycle.follow_up); the comments handled are remembered in the store (effects of kind
+        `follow_up_comment`), so none counts twice."""
         host = self.hosts[row.repo or ""]
         comments: list[PullRequestComment] = []
         if isinstance(host, PullRequestComments):
