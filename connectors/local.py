@@ -234,6 +234,9 @@ class _Seen:
 
 
 class LocalTracker:
+    # Comments carry their authors and stable ids (front matter `comments`): `@mention` follow-ups read them.
+    comments_with_authors = True
+
     def __init__(self, name: str, folder: Path, trigger: Trigger) -> None:
         self.name = name
         self.folder = folder

@@ -66,6 +66,10 @@ class BridgeConfig(_Section):
     max_open_reviews: int | None = Field(
         default=None, ge=1, description="per repository: agent pull requests awaiting review before dispatch waits"
     )
+    request_review: bool = Field(
+        default=True,
+        description="ask the person who triggered a ticket to review its new pull request (where the host can)",
+    )
 
 
 class WebConfig(_Section):

@@ -49,8 +49,10 @@ from tracker_bridge.agents.pipeline import RunPlan, RunReport, execute_run
 from tracker_bridge.agents.planning import execute_plan
 from tracker_bridge.comments import RunSummary, StatusView, render_status
 from tracker_bridge.config import Settings
+from tracker_bridge.conflicts import conflicting_files
 from tracker_bridge.control import ControlRow, Controls
 from tracker_bridge.failpoints import failpoint
+from tracker_bridge.gitutil import GitError
 from tracker_bridge.lifecycle import Approval, Decision, Effect, PollAction, RetryPolicy, RunView, TicketView
 from tracker_bridge.models import (
     Phase,
@@ -68,9 +70,12 @@ from tracker_bridge.protocols import (
     CodeHost,
     CodeHostError,
     PollResult,
+    PullRequestComment,
     PullRequestComments,
     RejectedTicket,
     RemoteError,
+    ReviewRequests,
+    TicketDiscussion,
     Tracker,
     TrackerError,
     Trigger,
@@ -190,6 +195,8 @@ class Engine:
         self._cancels: dict[int, threading.Event] = {}
         self._polled: dict[tuple[str, str], Ticket] = {}
         self._colliding = workspaces.colliding_trackers(settings)
+        # (ticket id, head, base) -> the conflicting files of a pull request that no longer merges (issue 14)
+        self._conflicts: dict[tuple[int, str | None, str | None], list[str]] = {}
         ControlRow.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]
         self.controls = Controls(store)
         recovered = store.interrupt_running()
@@ -226,7 +233,6 @@ class Engine:
         self._drain(report)
         self._consume_controls(report)
         self._reconcile_at_work(healthy, report)
-        self._polled.clear()
         scoring = {tracker for tracker, _ in self._scoring.values()}
         for name, cursor in cursors.items():
             # Saved once every ticket of the window has its verdict: a crash before (or a scoring still under way)
@@ -242,6 +248,7 @@ class Engine:
         for row in self.store.tickets_following_prs():
             if row.tracker in healthy and not self._late():
                 self._guarded(row, partial(self._follow_pull_request, row, report))
+        self._polled.clear()  # read by reconciliation and by the follow-up comments on tickets, above
         self._dispatch(report, healthy)
         self._converge_pending(healthy)
         self.on_change()
@@ -594,6 +601,9 @@ class Engine:
             log.warning("run.read_failed", ref=row.ref, error=str(exc))
             return
         ci_pr = row.pr_id if row.phase is Phase.ITERATING else None  # an iteration: its failed checks' logs
+        if row.actor is None and row.pr_id is None:
+            self._note_actor(row, ticket)
+        self._seen_by_the_agent(row, ticket)
         row = self._apply(row, decision, report)
         if row.stage_enum is not Stage.RUNNING:
             return  # the card could not be moved: the ticket failed with the reason
@@ -761,6 +771,7 @@ class Engine:
         assert row.branch is not None and row.repo is not None and run is not None
         host = self.hosts[row.repo]
         branch, commit, title, body = row.branch, run.commit_sha, self._pr_title(row), self._pr_body(row, run)
+        reviewer = row.actor if self.settings.bridge.request_review else None
         workspace = Path(run.workspace)
         ticket_id, run_id, ref = row.id, run.id, row.ref
         cancel = self._cancels.setdefault(row.id, threading.Event())
@@ -780,6 +791,7 @@ class Engine:
                     pr = host.open_pull_request(branch, title, body)
                     failpoint("after_open_pr")
                     effects.append(("open_pr", pr.url))
+                    effects += _request_review(host, pr, reviewer, ref)
                 self._inbox.put(PublishDone(ticket_id, run_id, pr=pr, effects=tuple(effects)))
             except _Stopped:
                 self._inbox.put(PublishDone(ticket_id, run_id, effects=tuple(effects)))
@@ -790,6 +802,17 @@ class Engine:
                 self._inbox.put(PublishDone(ticket_id, run_id, effects=tuple(effects), crash=str(exc)))
 
         self._submit(row.id, job)
+
+    def _note_actor(self, row: TicketRow, ticket: Ticket) -> None:
+        """Who triggered the ticket, for the review request once its pull request is open (known already when
+        `allowed_actors` is set; else asked of the tracker once, here). Unknown is fine: no review is requested."""
+        try:
+            actor = self.trackers[row.tracker].trigger_actor(ticket)
+        except Exception as exc:  # a nicety: never a reason to hold the run back
+            log.warning("ticket.actor_unknown", ref=row.ref, error=str(exc))
+            return
+        if actor:
+            self.store.update_ticket(row.id, actor=actor)
 
     def _on_publish_done(self, done: PublishDone, report: CycleReport | None) -> None:
         for kind, detail in done.effects:
@@ -852,22 +875,44 @@ class Engine:
             self._view(row),
             max_iterations=self.settings.agent.max_iterations,
             iterated_feedback=row.feedback if row.iterations else None,
+            conflict_files=self._conflict_files(row, pr),
         )
         if decision is not None:
             self._apply(row, decision, report)
         elif row.stage_enum is Stage.REVIEW and pr.state is PullRequestState.OPEN:
             self._follow_up_comments(row, pr, report)
 
+    def _conflict_files(self, row: TicketRow, pr: PullRequest) -> list[str]:
+        """The files a conflicting pull request's merge would leave conflicted, found by a dry-run merge in a fresh
+        clone of the daemon's own (`conflicts.conflicting_files`); once per head and base pair, only while the host
+        says it conflicts and the ticket may act on it. [] when it does not conflict or git could not tell."""
+        if not pr.conflicts or row.stage_enum is not Stage.REVIEW or pr.head_sha == row.iterated_sha:
+            return []
+        key = (row.id, pr.head_sha, pr.base_sha)
+        if key not in self._conflicts:
+            dest = self.settings.state_dir / "conflicts" / str(row.id)
+            try:
+                self._conflicts[key] = conflicting_files(self.hosts[row.repo or ""], dest, pr.branch, pr.base)
+            except (RemoteError, GitError) as exc:
+                log.warning("pr.conflicts_unknown", ref=row.ref, error=str(exc))
+                self._conflicts[key] = []
+            log.info("pr.conflicts", ref=row.ref, base=pr.base, files=self._conflicts[key])
+        return self._conflicts[key]
+
     def _follow_up_comments(self, row: TicketRow, pr: PullRequest, report: CycleReport) -> None:
-        """`@mention` comments on the pull request: one iteration per new request (lifecycle.follow_up); the
-        comments handled are remembered in the store (effects of kind `follow_up_comment`), so none counts twice."""
+        """`@mention` comments on the pull request and on the ticket: one iteration per new request
+        (lifecycle.follow_up); the comments handled are remembered in the store (effects of kind
+        `follow_up_comment`), so none counts twice."""
         host = self.hosts[row.repo or ""]
-        if not isinstance(host, PullRequestComments):
-            return
-        try:
-            comments = host.pull_request_comments(pr.id)
-        except CodeHostError as exc:
-            log.warning("pr.comments_failed", ref=row.ref, error=str(exc))
+        comments: list[PullRequestComment] = []
+        if isinstance(host, PullRequestComments):
+            try:
+                comments = host.pull_request_comments(pr.id)
+            except CodeHostError as exc:
+                log.warning("pr.comments_failed", ref=row.ref, error=str(exc))
+                return
+        comments += self._ticket_comments(row)
+        if not comments:
             return
         handled = {e.detail for e in self.store.effects(row.id, kind="follow_up_comment")}
         outcome = lifecycle.follow_up(
@@ -883,6 +928,32 @@ class Engine:
             self.store.record_effect(row.id, "follow_up_comment", comment_id)
         if outcome.decision is not None and outcome.decision.reason != row.reason:
             self._apply(row, outcome.decision, report)
+
+    def _ticket_comments(self, row: TicketRow) -> list[PullRequestComment]:
+        """People's comments on the ticket itself, on trackers that give their authors (`TicketDiscussion`): the
+        ticket as this cycle's poll returned it, else one read. Ids are prefixed so they never meet a pull
+        request comment's."""
+        tracker = self.trackers[row.tracker]
+        if not isinstance(tracker, TicketDiscussion):
+            return []
+        ticket = self._polled.get((row.tracker, row.ref))
+        if ticket is None:
+            try:
+                ticket = tracker.get_ticket(row.ref)
+            except TrackerError as exc:
+                log.warning("ticket.comments_failed", ref=row.ref, error=str(exc))
+                return []
+        return [
+            PullRequestComment(f"ticket:{c.id}", c.author or "", c.body, on="ticket") for c in ticket.discussion
+        ]
+
+    def _seen_by_the_agent(self, row: TicketRow, ticket: Ticket) -> None:
+        """The ticket's comments when a run starts are in the agent's prompt already: none of them is a follow-up
+        request later (an `@mention` written before the trigger, an approval by comment)."""
+        handled = {e.detail for e in self.store.effects(row.id, kind="follow_up_comment")}
+        for c in ticket.discussion:
+            if f"ticket:{c.id}" not in handled:
+                self.store.record_effect(row.id, "follow_up_comment", f"ticket:{c.id}")
 
     # --- applying decisions and converging the board -----------------------------------------------------------
 
@@ -1272,6 +1343,20 @@ class Engine:
         """Give up on the runs still going: recorded interrupted, so the next start resumes them as after a crash."""
         self.pool.shutdown(wait=False, cancel_futures=True)
         return self.store.interrupt_running()
+
+
+def _request_review(host: CodeHost, pr: PullRequest, reviewer: str | None, ref: str) -> list[tuple[str, str]]:
+    """Ask the person who triggered the ticket to review its new pull request, where the host can (issue 14). Any
+    failure (not a collaborator, no such user on the host, the host down) is a warning: the pull request stands."""
+    if not reviewer or not isinstance(host, ReviewRequests):
+        return []
+    try:
+        host.request_review(pr.id, reviewer)
+    except Exception as exc:
+        log.warning("pr.review_request_failed", ref=ref, pr=pr.url, reviewer=reviewer, error=str(exc))
+        return []
+    log.info("pr.review_requested", ref=ref, pr=pr.url, reviewer=reviewer)
+    return [("review_requested", reviewer)]
 
 
 def _put_progress(inbox: queue.SimpleQueue[Message], ticket_id: int, run_id: int, event: AgentEvent) -> None:

@@ -185,6 +185,7 @@ def on_pull_request(
     max_iterations: int,
     iterated_sha: str | None,
     iterated_feedback: Sequence[str] | None = None,
+    conflict_files: Sequence[str] = (),
 ) -> PullRequestDecision:
     """Keep the board true to the pull request's real state.
 
@@ -192,12 +193,19 @@ def on_pull_request(
     (None before any iteration). Checks belong to a commit, so a failure on a newer head is new; a review requesting
     changes stays on the pull request until the reviewer reviews again, so once an iteration has answered it, only
     feedback the agent has not been given yet is a new request (a reviewer's new review, or a new review comment).
+
+    A pull request that no longer merges into its base (`pr.conflicts`; `conflict_files` as the daemon's dry-run
+    merge found them) comes first: checks and reviews of a branch that cannot merge are moot. Its iteration merges
+    the base into the branch and the agent resolves the conflicts; a conflict left on the head that iteration
+    pushed (or one with no iteration left) goes to a person, the files named.
     """
     if pr.state is PullRequestState.MERGED:
         return PullRequestDecision(Stage.DONE, "the pull request was merged")
     if pr.state is PullRequestState.CLOSED:
         return PullRequestDecision(Stage.FAILED, "the pull request was closed without merging")
     new_head = pr.head_sha != iterated_sha
+    if pr.conflicts and new_head and stage is Stage.REVIEW:
+        return _conflicted(pr, conflict_files, iterations, max_iterations)
     ci_failed = pr.checks is ChecksState.FAILING and new_head
     answered = iterated_feedback is not None and set(pr.feedback) <= set(iterated_feedback)
     changes_requested = pr.review is ReviewState.CHANGES_REQUESTED and new_head and not answered
@@ -213,6 +221,58 @@ def on_pull_request(
     if stage is Stage.FAILED:
         return PullRequestDecision(Stage.FAILED)  # open PR on a failed ticket: wait for a person to merge or close
     return PullRequestDecision(Stage.REVIEW)
+
+
+MAX_LISTED = 20  # conflicting files named in a status comment or a prompt; the rest are counted
+
+
+def listed(files: Sequence[str]) -> str:
+    """`a.py`, `b.py` and 3 more, for a comment or a prompt."""
+    if not files:
+        return "files the daemon could not determine"
+    shown = ", ".join(f"`{f}`" for f in files[:MAX_LISTED])
+    more = len(files) - MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+# How the feedback of a conflict iteration begins: the run merges the base into the branch first (agents/pipeline).
+CONFLICT_FEEDBACK = "merge conflict"
+
+
+def asks_merge(feedback: Sequence[str]) -> bool:
+    """Is this iteration's feedback a conflict to resolve (so the run starts by merging the base)?"""
+    return any(line.startswith(CONFLICT_FEEDBACK + ":") for line in feedback)
+
+
+def conflict_feedback(base: str, files: Sequence[str]) -> str:
+    """The feedback line of a conflict iteration: what the agent is asked, with the files (data, not orders)."""
+    return (
+        f"{CONFLICT_FEEDBACK}: the base branch `{base}` moved and the pull request no longer merges into it; "
+        f"conflicting files: {listed(files)}. tracker-bridge has merged `{base}` into your branch: resolve "
+        "every conflict (remove all <<<<<<< ======= >>>>>>> markers, keeping the intent of both sides) so that "
+        "the tests pass"
+    )
+
+
+def _conflicted(
+    pr: PullRequest, files: Sequence[str], iterations: int, max_iterations: int
+) -> PullRequestDecision:
+    """Another iteration to merge the base and resolve the conflicts, or a person. The feedback the pull request
+    still carries goes along, so a review the iteration also answers is not asked again."""
+    if iterations < max_iterations:
+        return PullRequestDecision(
+            Stage.RUNNING,
+            f"the pull request no longer merges into `{pr.base}` (conflicts in {listed(files)}): the agent "
+            "takes another iteration to merge the base and resolve them",
+            iterate=True,
+            feedback=[conflict_feedback(pr.base, files), *pr.feedback],
+        )
+    return PullRequestDecision(
+        Stage.FAILED,
+        f"the pull request no longer merges into `{pr.base}`: conflicts in {listed(files)}, and the agent "
+        f"has used its {max_iterations} iteration(s): a person should resolve them (merge `{pr.base}` into the "
+        "branch) or close the pull request",
+    )
 
 
 def column_for(stage: Stage, stages: StagesConfig, phase: Phase | None = None) -> str | None:
@@ -444,7 +504,12 @@ def move_failed(stage: Stage, column: str, error: str) -> Decision | None:
 
 
 def pull_request_decision(
-    pr: PullRequest, view: TicketView, *, max_iterations: int, iterated_feedback: Sequence[str] | None
+    pr: PullRequest,
+    view: TicketView,
+    *,
+    max_iterations: int,
+    iterated_feedback: Sequence[str] | None,
+    conflict_files: Sequence[str] = (),
 ) -> Decision | None:
     """The board follows the pull request: a new stage, another iteration, or None when nothing changes."""
     d = on_pull_request(
@@ -454,6 +519,7 @@ def pull_request_decision(
         max_iterations=max_iterations,
         iterated_sha=view.iterated_sha,
         iterated_feedback=iterated_feedback,
+        conflict_files=conflict_files,
     )
     fields: TicketFields = {"pr_state": pr.state, "pr_url": pr.url}
     if d.iterate:
@@ -485,9 +551,10 @@ def follow_up(
     allowed_actors: Sequence[str],
     max_iterations: int,
 ) -> FollowUp:
-    """A comment mentioning `mention` by an allowed person (anyone when `allowed_actors` is empty; never the
-    daemon's own account or its status comment) starts one iteration on the same branch with the comment as its
-    feedback. Every new mention is handled once, whoever wrote it: a refused one is not reconsidered later."""
+    """A comment on the pull request or the ticket mentioning `mention` by an allowed person (anyone when
+    `allowed_actors` is empty; never the daemon's own account or its status comment) starts one iteration on the
+    same branch with the comment as its feedback. Every new mention is handled once, whoever wrote it: a refused
+    one is not reconsidered later."""
     allowed = {a.lower() for a in allowed_actors}
     fresh = [
         c
@@ -509,7 +576,7 @@ def follow_up(
             ),
             ids,
         )
-    feedback = [*pr.feedback, *(f"{c.author} commented on the pull request: {c.body}" for c in asks)]
+    feedback = [*pr.feedback, *(f"{c.author} commented on the {c.on}: {c.body}" for c in asks)]
     fields: TicketFields = {
         "iterations": view.iterations + 1,
         "iterated_sha": pr.head_sha,

@@ -158,6 +158,12 @@ class PullRequest(BaseModel):
     checks: ChecksState = ChecksState.NONE
     review: ReviewState = ReviewState.NONE
     feedback: list[str] = Field(default_factory=list, description="review comments / failing check summaries")
+    conflicts: bool = Field(
+        default=False,
+        description="the host says it no longer merges into its base (GitHub mergeable false / state dirty, "
+        "GitLab has_conflicts / cannot_be_merged); False while the host has not computed it yet",
+    )
+    base_sha: str | None = Field(default=None, description="the base branch's head the host compared against")
 
     @property
     def merged(self) -> bool:

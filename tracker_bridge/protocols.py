@@ -185,6 +185,15 @@ class PullRequestComment:
     author: str
     body: str
     mine: bool = False
+    on: str = "pull request"  # where it was written: "pull request", or "ticket" for a comment on the ticket
+
+
+@runtime_checkable
+class TicketDiscussion(Protocol):
+    """A tracker whose tickets carry people's comments with their authors and stable ids (`Ticket.discussion`):
+    `@mention` comments on the ticket start follow-up iterations. Optional: test with isinstance."""
+
+    comments_with_authors: bool
 
 
 @runtime_checkable
@@ -194,6 +203,17 @@ class PullRequestComments(Protocol):
 
     def pull_request_comments(self, pr_id: str) -> list[PullRequestComment]:
         """Every person's comment on the pull request, oldest first (system notes left out)."""
+        ...
+
+
+@runtime_checkable
+class ReviewRequests(Protocol):
+    """A code host that can ask a person to review a pull request (GitHub requested reviewers, GitLab merge request
+    reviewers). Optional: test with isinstance."""
+
+    def request_review(self, pr_id: str, username: str) -> None:
+        """Ask `username` (as the host names people) to review; raises CodeHostError when the host refuses (no
+        such user, not a collaborator, the pull request's own author)."""
         ...
 
 

@@ -294,6 +294,10 @@ class GitHubHost:
             checks=checks,
             review=review,
             feedback=feedback,
+            # GitHub computes mergeability in the background: `mergeable` is null until it knows (no conflict yet)
+            conflicts=state is PullRequestState.OPEN
+            and (data.get("mergeable") is False or data.get("mergeable_state") == "dirty"),
+            base_sha=(data.get("base") or {}).get("sha"),
         )
 
     def _review_state(self, number: int, pr: dict[str, Any]) -> tuple[ReviewState, list[str]]:
@@ -316,6 +320,18 @@ class GitHubHost:
         if pr.get("requested_reviewers") or pr.get("requested_teams"):
             return ReviewState.REVIEW_REQUESTED, []
         return ReviewState.NONE, []
+
+    # --- review requests -------------------------------------------------------------------------------------------
+
+    def request_review(self, pr_id: str, username: str) -> None:
+        """POST /pulls/{n}/requested_reviewers (PyGithub `create_review_request`); GitHub answers 422 for a login
+        that is not a collaborator or is the pull request's author."""
+        number = int(str(pr_id).lstrip("#"))
+        try:
+            pull = self._pulls.get(number) or self._pull(number)
+            pull.create_review_request(reviewers=[username])
+        except (GithubException, requests.RequestException) as exc:
+            raise self._error(f"requesting a review of #{number} from {username}", exc) from exc
 
     # --- follow-up comments ----------------------------------------------------------------------------------------
 

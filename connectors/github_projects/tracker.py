@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tracker_bridge.config import ConfigError, Settings, TrackerConfig
-from tracker_bridge.models import PullRequest, Ticket
+from tracker_bridge.models import PullRequest, Ticket, TicketComment
 from tracker_bridge.protocols import STATUS_MARKER, PollResult, Problem, TrackerError, Trigger
 from tracker_bridge_connectors.github.client import GitHubAPIError, GitHubClient
 from tracker_bridge_connectors.github.refs import IssueRef
@@ -89,6 +89,9 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 class GitHubProjectsTracker:
+    # Issue comments come with their authors' logins and database ids: `@mention` follow-ups on the issue.
+    comments_with_authors = True
+
     def __init__(
         self,
         name: str,
@@ -342,10 +345,16 @@ class GitHubProjectsTracker:
                 column = value.get("name")
                 setter = (value.get("creator") or {}).get("login")
                 break
-        comments = tuple(
-            c["body"]
+        people = [
+            c
             for c in (issue.get("comments") or {}).get("nodes") or []
             if c and STATUS_MARKER not in (c.get("body") or "")
+        ]
+        comments = tuple(c["body"] for c in people)
+        discussion = tuple(
+            TicketComment(id=str(c.get("databaseId")), author=(c.get("author") or {}).get("login"), body=c["body"])
+            for c in people
+            if c.get("databaseId") is not None and c.get("body") is not None
         )
         ticket = Ticket(
             ref=str(issue_ref),
@@ -357,6 +366,7 @@ class GitHubProjectsTracker:
             url=issue.get("url") or "",
             updated_at=_parse_time(issue.get("updatedAt")),
             comments=comments,
+            discussion=discussion,
             closed=issue.get("state") == "CLOSED",
         )
         return IssueView(ticket=ticket, node_id=issue["id"], item_id=item_id, status_setter=setter)

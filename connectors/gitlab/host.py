@@ -217,6 +217,8 @@ class GitLabHost:
             checks=checks,
             review=review,
             feedback=[*threads, *failing],
+            conflicts=_conflicts(mr.attributes),
+            base_sha=(mr.attributes.get("diff_refs") or {}).get("start_sha"),
         )
 
     def _checks(self, mr: ProjectMergeRequest) -> tuple[ChecksState, list[str]]:
@@ -231,6 +233,20 @@ class GitLabHost:
             f"CI pipeline failed: {pipeline.get('web_url')}"
         ]
         return state, names
+
+    # --- review requests -------------------------------------------------------------------------------------------
+
+    def request_review(self, pr_id: str, username: str) -> None:
+        """Make `username` the merge request's reviewer: GitLab takes user ids (`reviewer_ids`), so the username is
+        looked up first (GET /users?username=)."""
+        what = f"requesting a review of !{pr_id} of {self.project_path} from {username}"
+        with translated(CodeHostError, what, self.gl.url):
+            users = self.gl.users.list(username=username, get_all=False)
+            if not users:
+                raise CodeHostError(f"{what}: GitLab has no user named {username!r}", transient=False)
+            mr = self._project().mergerequests.get(int(pr_id), lazy=True)
+            mr.reviewer_ids = [users[0].id]
+            mr.save()
 
     # --- follow-up comments ----------------------------------------------------------------------------------------
 
@@ -304,3 +320,15 @@ class GitLabHost:
                 )
             )
         return problems
+
+
+def _conflicts(mr: dict[str, Any]) -> bool:
+    """Does an open merge request no longer merge into its target? GitLab says it three ways, depending on its
+    version: `has_conflicts`, `merge_status` (deprecated in 15.6) and `detailed_merge_status` (15.6 and later)."""
+    if mr.get("state") != "opened":
+        return False
+    return bool(
+        mr.get("has_conflicts")
+        or mr.get("merge_status") == "cannot_be_merged"
+        or mr.get("detailed_merge_status") in ("conflict", "cannot_be_merged")
+    )

@@ -24,7 +24,7 @@ from gitlab.exceptions import GitlabError, GitlabGetError
 from gitlab.v4.objects import Group, Project, ProjectIssue
 
 from tracker_bridge.config import ConfigError, Settings, TrackerConfig
-from tracker_bridge.models import PullRequest, Ticket
+from tracker_bridge.models import PullRequest, Ticket, TicketComment
 from tracker_bridge.protocols import STATUS_MARKER, PollResult, Problem, TrackerError, Trigger
 from tracker_bridge_connectors.gitlab.board import CLOSED, Board
 from tracker_bridge_connectors.gitlab.client import (
@@ -81,6 +81,9 @@ def _time(value: str) -> datetime:
 
 
 class GitLabTracker:
+    # Notes come with their authors' usernames and ids: `@mention` follow-ups on the issue read them.
+    comments_with_authors = True
+
     """Tracker protocol over GitLab issues and issue boards (gitlab.com or self-managed through `url`)."""
 
     def __init__(
@@ -214,7 +217,7 @@ class GitLabTracker:
             return str(refs["full"])
         return f"{self.scope_path}#{issue.iid}"
 
-    def _to_ticket(self, issue: Any, comments: list[str]) -> Ticket:
+    def _to_ticket(self, issue: Any, comments: list[TicketComment]) -> Ticket:
         labels = tuple(issue.labels or ())
         return Ticket(
             ref=self._ref_of(issue),
@@ -226,22 +229,27 @@ class GitLabTracker:
             closed=issue.state == "closed",
             url=issue.web_url,
             updated_at=_time(issue.updated_at) if issue.updated_at else None,
-            comments=tuple(comments),
+            comments=tuple(c.body for c in comments),
+            discussion=tuple(comments),
         )
 
-    def _comments_of(self, issue: Any, ref: str) -> list[str]:
+    def _comments_of(self, issue: Any, ref: str) -> list[TicketComment]:
         # user_notes_count counts people's notes and ours, not system notes: 0 means there is nothing to read.
         if issue.attributes.get("user_notes_count") == 0:
             return []
         return self._comments(ref)
 
-    def _comments(self, ref: str) -> list[str]:
+    def _comments(self, ref: str) -> list[TicketComment]:
         """People's notes, oldest first: system notes ("changed the label") and our status note left out."""
         path, iid = parse_ref(ref)
         issue = self._project(path).issues.get(iid, lazy=True)
         with translated(TrackerError, f"reading the notes of {ref}", self.gl.url):
             notes = issue.notes.list(get_all=True, sort="asc", order_by="created_at")
-        return [n.body for n in notes if not n.system and STATUS_MARKER not in (n.body or "")]
+        return [
+            TicketComment(id=str(n.id), author=(n.attributes.get("author") or {}).get("username"), body=n.body)
+            for n in notes
+            if not n.system and n.body is not None and STATUS_MARKER not in n.body
+        ]
 
     def poll(self, cursor: str | None) -> PollResult:
         state = _Cursor.load(cursor)
@@ -264,7 +272,10 @@ class GitLabTracker:
                 seen.add(key)
             ticket = self._to_ticket(issue, [])
             if self.trigger.matches(ticket):
-                tickets.append(ticket.model_copy(update={"comments": tuple(self._comments_of(issue, ticket.ref))}))
+                notes = self._comments_of(issue, ticket.ref)
+                tickets.append(
+                    ticket.model_copy(update={"comments": tuple(c.body for c in notes), "discussion": tuple(notes)})
+                )
         after = newest.isoformat().replace("+00:00", "Z")
         return PollResult(tickets, _Cursor(after, seen).dump())
 

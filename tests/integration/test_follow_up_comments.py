@@ -55,6 +55,18 @@ def test_github_a_mention_by_an_allowed_person_starts_exactly_one_iteration(
     daemon.cycle()
     assert pr.head_sha == second_head and gh.column(issue) == "In Review"
 
+    # A mention on the issue (the ticket) works the same way: exactly one more iteration on the same branch.
+    gh.comment(issue, "@tracker-bridge the issue says: round halves up", by="eve")
+    gh.comment(issue, "@tracker-bridge the ticket asks for rounding halves up", by="alice")
+    daemon.cycle()
+    assert pr.head_sha != second_head and list(world.repo.pulls) == [pr.number]
+    seen = feedback_seen(world, pr)
+    assert "alice commented on the ticket: @tracker-bridge the ticket asks for rounding" in seen
+    assert "round halves up" not in seen
+    third_head = pr.head_sha
+    daemon.cycle()
+    assert pr.head_sha == third_head and gh.column(issue) == "In Review"
+
 
 def test_gitlab_a_mention_by_an_allowed_person_starts_exactly_one_iteration(
     tmp_path: Path, daemon: GitLabDaemon, monkeypatch: pytest.MonkeyPatch
@@ -72,6 +84,8 @@ def test_gitlab_a_mention_by_an_allowed_person_starts_exactly_one_iteration(
     assert list_of(issue) == "workflow::In Review"
     mr = mr_for(world, issue)
     first_sha = sim.branch_sha(p, mr.source_branch)
+    # The person who labelled the issue is asked to review (reviewer_ids, looked up by username).
+    assert [u.username for u in mr.reviewers] == [world.alice.username]
 
     sim.mr_comment(p, mr.iid, "@tracker-bridge drop the tests", by=world.guest)
     daemon.cycle()

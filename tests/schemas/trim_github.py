@@ -33,6 +33,7 @@ KEEP: dict[str, tuple[str, ...]] = {
     "/repos/{owner}/{repo}/pulls": ("get", "post"),
     "/repos/{owner}/{repo}/pulls/{pull_number}": ("get", "patch"),
     "/repos/{owner}/{repo}/pulls/{pull_number}/merge": ("put",),
+    "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers": ("post",),
     "/repos/{owner}/{repo}/pulls/{pull_number}/reviews": ("get",),
     "/repos/{owner}/{repo}/pulls/{pull_number}/comments": ("get",),
     "/repos/{owner}/{repo}/commits/{ref}/check-runs": ("get",),

@@ -23,6 +23,7 @@ import yaml
 KEEP_PATHS = [
     "/version",
     "/user",
+    "/users",
     "/projects/{id}",
     "/projects/{id}/issues",
     "/groups/{id}/issues",

@@ -632,6 +632,7 @@ class GitLabSim:
     def mr_json(self, project: Project, mr: MergeRequest, *, detail: bool = False) -> dict[str, Any]:
         if mr.state == "opened":  # a push to the source branch moves an open merge request's head, as on GitLab
             mr.sha = self.branch_sha(project, mr.source_branch) or mr.sha
+        conflicts = mr.state == "opened" and self.conflicts(project, mr.target_branch, mr.source_branch)
         body: dict[str, Any] = {
             "id": mr.id,
             "iid": mr.iid,
@@ -651,8 +652,10 @@ class GitLabSim:
             "reviewers": [u.json() for u in mr.reviewers],
             "draft": mr.draft,
             "work_in_progress": mr.draft,
-            "merge_status": "can_be_merged",
-            "detailed_merge_status": "draft_status" if mr.draft else "mergeable",
+            # GitLab's mergeability check, with real git: a test merge of source into target in the bare repository
+            "has_conflicts": conflicts,
+            "merge_status": "cannot_be_merged" if conflicts else "can_be_merged",
+            "detailed_merge_status": "conflict" if conflicts else "draft_status" if mr.draft else "mergeable",
             "sha": mr.sha,
             "merge_commit_sha": mr.merge_commit_sha,
             "user_notes_count": sum(1 for n in mr.notes if not n.system),
@@ -672,6 +675,7 @@ class GitLabSim:
         r("GET", API + "/version", lambda req: self._ok({"version": "17.5.0-ee", "revision": "sim"}))
         r("GET", API + "/user", self._get_user)
         r("GET", API + "/personal_access_tokens/self", self._get_token_self)
+        r("GET", API + "/users", self._wrap(self._list_users))
         r("GET", p, self._wrap(self._get_project))
         r("GET", p + "/members/all/{uid}", self._wrap(self._get_member))
         r(
@@ -715,6 +719,12 @@ class GitLabSim:
     def _get_user(self, req: Request) -> Response:
         user, _ = self._current(req)
         return self._ok({**user.json(), "is_admin": False, "bot": False})
+
+    def _list_users(self, req: Request) -> Response:
+        self._current(req)
+        wanted = req.arg("username")
+        users = [u for u in self.users.values() if wanted is None or u.username.lower() == wanted.lower()]
+        return self._page(req, [u.json() for u in users])
 
     def _get_token_self(self, req: Request) -> Response:
         user, scopes = self._current(req)
@@ -928,6 +938,17 @@ class GitLabSim:
             ],
         )
 
+    def conflicts(self, project: Project, target: str, source: str) -> bool:
+        """Would merging `source` into `target` conflict? `git merge-tree` in the bare repository (objects only)."""
+        target_sha, source_sha = self.branch_sha(project, target), self.branch_sha(project, source)
+        if self.git is None or target_sha is None or source_sha is None:
+            return False
+        proc = subprocess.run(
+            ["git", "merge-tree", "--write-tree", "--name-only", target_sha, source_sha],
+            cwd=self.git.repo_path(project.path), capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return proc.returncode == 1
+
     def branch_sha(self, project: Project, branch: str) -> str | None:
         if self.git is None:
             return None
@@ -1033,6 +1054,8 @@ class GitLabSim:
         for key in ("title", "description"):
             if key in data:
                 setattr(mr, key, data[key])
+        if "reviewer_ids" in data:  # GitLab keeps only users who exist; an empty list removes every reviewer
+            mr.reviewers = [self.users[i] for i in data["reviewer_ids"] or [] if i in self.users]
         if data.get("state_event") == "close" and mr.state == "opened":
             self.close_mr(project, mr.iid)
         elif data.get("state_event") == "reopen" and mr.state == "closed":

@@ -193,3 +193,25 @@ def test_closing_line_only_adds_what_is_missing() -> None:
     assert closing_line(body + "\n\nCloses shop#3", base, "acme/shop") == "Closes acme/api#9"
     assert closing_line(body + "\n\nFixes acme/shop#3", base, "acme/shop") == "Closes acme/api#9"
     assert closing_line("no links", base, "acme/shop") == ""
+
+
+def test_a_merge_request_whose_target_moved_reports_conflicts_and_takes_a_reviewer(env: Env) -> None:
+    # Issue 14: `has_conflicts` / `merge_status` / `detailed_merge_status` as GitLab computes them (the simulator:
+    # a real test merge in its bare repository); reviewers set by username through `reviewer_ids`.
+    branch = "agent/acme-shop-1-fix-rounding"
+    ws = agent_commit(env, branch)
+    env.host.push(ws, branch)
+    pr = env.host.open_pull_request(branch, "acme/shop#1: Fix rounding", "Fixed.")
+    assert not pr.conflicts
+    env.host.request_review(pr.id, "alice")
+    assert [u.username for u in env.world.project.mrs[1].reviewers] == ["alice"]
+    with pytest.raises(CodeHostError, match="no user named 'mallory'"):
+        env.host.request_review(pr.id, "mallory")
+
+    person = env.tmp / "person"
+    env.host.clone(person)
+    (person / "fix.py").write_text("print('fixed upstream')\n")  # the same new file, other content: a conflict
+    git(person, "add", ".")
+    git(person, "commit", "-q", "-m", "upstream")
+    env.host.push(person, "main")
+    assert env.host.get_pull_request(pr.id).conflicts

@@ -91,6 +91,8 @@ def test_comments_leave_out_system_notes_and_our_status_note(world: World) -> No
     world.sim.comment(world.project, issue.iid, "Please also check refunds", by=world.alice)
     ticket = tracker.get_ticket("acme/shop#1")
     assert ticket.comments == ("Please also check refunds",)
+    # with their authors, for `@mention` follow-ups on the issue (issue 14)
+    assert [(c.author, c.body) for c in ticket.discussion] == [("alice", "Please also check refunds")]
 
 
 def test_move_swaps_list_labels_in_one_edit_and_keeps_other_labels(world: World) -> None:

@@ -28,7 +28,9 @@ from tracker_bridge.agents.sandbox import Sandbox, SandboxError
 from tracker_bridge.agents.setup import exclude_paths, remove_workspace, run_setup
 from tracker_bridge.agents.trace import TraceWriter
 from tracker_bridge.config import RepoConfig, Settings
+from tracker_bridge.conflicts import start_merge
 from tracker_bridge.gitutil import git
+from tracker_bridge.lifecycle import CONFLICT_FEEDBACK, asks_merge, listed
 from tracker_bridge.models import RunOutcome, RunUsage, Ticket
 from tracker_bridge.protocols import AgentBackend, AgentEvent, AgentRequest, AgentResult, CodeHost
 
@@ -143,6 +145,17 @@ def check_guards(workspace: Path, since: str, settings: Settings) -> str | None:
     return None
 
 
+def unresolved(workspace: Path, conflicted: Sequence[str]) -> str | None:
+    """Why a conflict iteration's result may not be proposed: a file still holding git's conflict markers."""
+    left = [f for f in conflicted if (workspace / f).is_file() and _MARKERS.search((workspace / f).read_bytes())]
+    if left:
+        return f"conflict markers are left in {listed(left)}: the merge conflict was not resolved"
+    return None
+
+
+_MARKERS = re.compile(rb"^(<{7} |>{7} )", re.MULTILINE)
+
+
 # --- the run ------------------------------------------------------------------------------------------------------
 
 
@@ -200,6 +213,22 @@ def execute_run(
     start_sha = prepare_workspace(host, plan.workspace, plan.branch)
     make_agent_workspace(plan.workspace, work, plan.branch)
     trace.write("workspace", path=str(work), branch=plan.branch, start=start_sha, publish_from=str(plan.workspace))
+    guard_since = start_sha
+    feedback = list(plan.feedback)
+    conflicted: list[str] = []
+    if asks_merge(plan.feedback):
+        # A conflict iteration: the base is merged into the branch in the daemon's clone (hardened git, never in
+        # the agent's folder); the merged files, conflict markers included, become the agent's work tree, and the
+        # merge stays in progress there so that committing the agent's result makes the merge commit.
+        base = plan.repo.base_branch
+        guard_since, conflicted = start_merge(plan.workspace, base)  # guards judge the change against the new base
+        import_work_tree(plan.workspace, work)
+        trace.write("merge", base=base, base_sha=guard_since, conflicts=conflicted)
+        feedback.append(
+            f"{CONFLICT_FEEDBACK}: after merging `{base}`, these files have conflict markers in your workspace: "
+            f"{listed(conflicted)}" if conflicted else f"{CONFLICT_FEEDBACK}: `{base}` merged without conflicts "
+            "this time; check that the merged code still works"
+        )
     trace.write("sandbox", mode=sandbox.mode, message=sandbox.message, secrets_withheld=sorted(secrets))
     # In the agent's clone, where the agent and the tests run; before the agent: a failure spends no agent token.
     setup = run_setup(work, plan.repo, sandbox)
@@ -213,7 +242,7 @@ def execute_run(
     if agent.prompt_template:
         template = settings.path(agent.prompt_template).read_text(encoding="utf-8")
     prompt = build_prompt(
-        plan.ticket, work, plan.repo.test_command, template=template, feedback=plan.feedback, plan=plan.approved_plan
+        plan.ticket, work, plan.repo.test_command, template=template, feedback=feedback, plan=plan.approved_plan
     )
     request = AgentRequest(
         ticket=plan.ticket,
@@ -269,7 +298,7 @@ def execute_run(
         if git(plan.workspace, "rev-parse", "HEAD") == start_sha:
             nothing = "the agent finished without changing anything"
             return finish(RunReport(RunOutcome.NO_CHANGES, usage, summary, nothing))
-        refusal = check_guards(plan.workspace, start_sha, settings)
+        refusal = check_guards(plan.workspace, guard_since, settings) or unresolved(plan.workspace, conflicted)
         if refusal:
             trace.write("guard", refused=True, reason=refusal)
             return finish(RunReport(RunOutcome.REFUSED, usage, summary, refusal))
@@ -299,7 +328,7 @@ def execute_run(
             plan.repo.test_command,
             template=template,
             plan=plan.approved_plan,
-            feedback=[*plan.feedback, f"The test command `{plan.repo.test_command}` failed after your change:\n"
+            feedback=[*feedback, f"The test command `{plan.repo.test_command}` failed after your change:\n"
                       f"{output[-TEST_OUTPUT_TAIL:]}"],
         )  # fmt: skip
         current = replace(nxt, prompt=retry_prompt)

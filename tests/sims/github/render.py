@@ -143,6 +143,9 @@ class Renderer:
     def pull(self, pr: Pull) -> dict[str, Any]:
         repo = pr.repo
         sha = pr.head_sha
+        # GitHub's test merge of head into base: `mergeable` false and `mergeable_state` "dirty" on a conflict;
+        # null / "unknown" once the pull request is closed
+        clean = repo.merges_cleanly(pr.base, pr.head) if pr.state == "open" else None
         return {
             "id": pr.id,
             "node_id": f"PR_{pr.id}",
@@ -161,6 +164,8 @@ class Renderer:
             "closed_at": iso(pr.updated_at) if pr.state == "closed" else None,
             "created_at": iso(pr.created_at),
             "updated_at": iso(pr.updated_at),
+            "mergeable": clean,
+            "mergeable_state": "unknown" if clean is None else "clean" if clean else "dirty",
             "requested_reviewers": [self.user(r) for r in pr.requested_reviewers],
             "requested_teams": [],
             "labels": [],

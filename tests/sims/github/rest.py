@@ -297,6 +297,25 @@ def install(sim: GitHubSim) -> None:
             200, {"sha": pr.merge_commit_sha, "merged": True, "message": "Pull Request successfully merged"}
         )
 
+    @route("POST", "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers")
+    def request_reviewers(req: Request, owner: str, repo: str, pull_number: str) -> Response:
+        pr = pull_of(owner, repo, pull_number)
+        if pr is None:
+            return not_found()
+        logins = (req.json() or {}).get("reviewers") or []
+        if pr.user in logins:
+            return error(422, "Review cannot be requested from pull request author.")
+        if any(login not in world.users or login not in pr.repo.collaborators for login in logins):
+            return error(
+                422,
+                "Reviews may only be requested from collaborators. One or more of the users or teams you specified "
+                f"is not a collaborator of the {pr.repo.full_name} repository.",
+            )
+        for login in logins:
+            if login not in pr.requested_reviewers:
+                sim.request_review(pr, login)
+        return Response(201, render.pull(pr))
+
     @route("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews")
     def list_reviews(req: Request, owner: str, repo: str, pull_number: str) -> Response:
         pr = pull_of(owner, repo, pull_number)

@@ -243,6 +243,18 @@ class Repo:
             raise RuntimeError(f"git {' '.join(args)} in {self.bare}: {proc.stderr.strip()}")
         return proc.stdout.strip()
 
+    def merges_cleanly(self, base: str, head: str) -> bool | None:
+        """Does `head` merge into `base` without conflicts? GitHub's test merge, with real git in the bare
+        repository (`merge-tree` writes objects only, never a ref); None when a branch is missing."""
+        base_sha, head_sha = self.branch_sha(base), self.branch_sha(head)
+        if base_sha is None or head_sha is None:
+            return None
+        proc = subprocess.run(
+            ["git", "merge-tree", "--write-tree", "--name-only", base_sha, head_sha],
+            cwd=self.bare, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return proc.returncode == 0
+
     def branch_sha(self, branch: str) -> str | None:
         proc = subprocess.run(
             ["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],

@@ -1,0 +1,74 @@
+"""Merge conflicts on the GitHub simulator, end to end (`tracker-bridge run --once`): a person pushes to `main` a
+change to the line the agent's pull request changed; the simulator's test merge (real git in its bare repository)
+makes the pull request `mergeable: false`, `mergeable_state: "dirty"`; the daemon names the conflicting file, merges
+`main` into the branch, the agent resolves the markers, the tests run again and a merge commit is pushed to the same
+pull request, which merges again. The same journey shows the review request sent when the pull request opened."""
+
+# ruff: noqa: F811 (`world` is the journey test's fixture, imported; tests take it as a parameter)
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_github_iteration import feedback_seen, in_review
+from tests.integration.test_github_journey import Daemon, World, board_tracker, world, write_config  # noqa: F401
+from tracker_bridge.gitutil import git
+
+# Fixes calc.add; where a merge left conflict markers, keeps the base's side (ours = the branch, theirs = base);
+# commits the feedback its prompt carried.
+AGENT = r"""import os, pathlib, re
+calc = pathlib.Path("calc.py")
+text = calc.read_text()
+text = re.sub(r"<<<<<<< [^\n]*\n.*?\n=======\n(.*?)>>>>>>> [^\n]*\n", r"\1", text, flags=re.S)
+calc.write_text(text.replace("a - b", "a + b"))
+prompt = pathlib.Path(os.environ["TRACKER_BRIDGE_PROMPT_FILE"]).read_text(encoding="utf-8")
+feedback = prompt.split("<feedback>", 1)[1].split("</feedback>", 1)[0].strip()
+pathlib.Path("FEEDBACK_SEEN.txt").write_text(feedback + "\n", encoding="utf-8")
+"""
+
+
+def push_to_main(tmp_path: Path, world: World, files: dict[str, str]) -> str:
+    """A person's push to `main` (a clone of the simulator's bare repository, a commit, a push)."""
+    clone = tmp_path / "person"
+    git(tmp_path, "clone", "-q", str(world.repo.bare), str(clone))
+    for name, text in files.items():
+        (clone / name).write_text(text)
+    git(clone, "commit", "-q", "-am", "upstream change")
+    git(clone, "push", "-q", "origin", "main")
+    return git(clone, "rev-parse", "HEAD")
+
+
+def test_a_pull_request_whose_base_moved_is_merged_and_resolved_by_an_iteration(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = tmp_path / "conflict_agent.py"
+    agent.write_text(AGENT, encoding="utf-8")
+    monkeypatch.setenv("TRACKER_BRIDGE__AGENT__COMMAND", f"{sys.executable} {agent}")
+    daemon = Daemon(world, write_config(tmp_path, world, board_tracker(world)))
+    issue, pr, head = in_review(world, daemon)
+    assert world.gh.render.pull(pr)["mergeable"] is True
+    # Review requests (issue 14): alice moved the card, so alice is asked to review the new pull request (the
+    # simulator checks the request against GitHub's description and its collaborator rule).
+    assert pr.requested_reviewers == ["alice"]
+
+    base = push_to_main(tmp_path, world, {"calc.py": "def add(a, b):\n    return b + a  # fixed upstream\n"})
+    assert world.gh.render.pull(pr)["mergeable_state"] == "dirty"
+    daemon.cycle()
+
+    assert world.gh.column(issue) == "In Review"
+    assert world.history(issue)[-3:] == ["In Review", "In Progress", "In Review"]
+    assert list(world.repo.pulls) == [pr.number] and pr.state == "open"
+    seen = feedback_seen(world, pr)
+    assert "merge conflict" in seen and "`calc.py`" in seen
+    parents = world.repo.git("rev-list", "--parents", "-n", "1", pr.head_sha or "").split()[1:]
+    assert parents == [head, base]  # a merge commit on top of the reviewed head: a fast-forward push
+    merged = world.repo.git("show", f"{pr.head}:calc.py")
+    assert "b + a" in merged and "<<<<<<<" not in merged
+    assert world.gh.render.pull(pr)["mergeable"] is True
+    comment = world.comments(issue)[-1]
+    assert "iteration 1 of 2" in comment
+
+    daemon.cycle()  # it merges now: nothing more happens
+    assert world.repo.git("rev-parse", pr.head) == pr.head_sha and world.gh.column(issue) == "In Review"
