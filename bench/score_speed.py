@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     later = times[1:] or times
     print(
         f"with repository analysis on {args.repo}: first ticket at this head {times[0] * 1000:.0f} ms; "
-        f"{len(later)} later tickets mean {sum(later) / len(later) * 1000:.0f} ms, slowest {max(later) * 1000:.0f} ms"
+        f"{len(later)} later tickets median {sorted(later)[len(later) // 2] * 1000:.1f} ms, "
+        f"mean {sum(later) / len(later) * 1000:.1f} ms, slowest {max(later) * 1000:.0f} ms"
     )
     return 0
 
