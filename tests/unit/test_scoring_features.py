@@ -41,6 +41,8 @@ CASES: list[tuple[str, str, str]] = [
     ("ticket_refs", "Rounding", "Same as #1234, see there."),
     ("docs", "Rounding", "Also update the documentation."),
     ("asks", "Many things", "Fix totals. Also fix the tax. Additionally the export. Also the PDF."),
+    ("proposes", "Export", "I propose a separator option for the CSV export."),
+    ("proposes", "Export", "Why not let the user pick the separator?"),
 ]
 
 
@@ -58,6 +60,10 @@ def test_size_breadth_and_code_grow_with_the_ticket() -> None:
     assert short["size"] == 0 and long["size"] > 0.8
     assert short["breadth"] == 0 and many["breadth"] == 1.0
     assert short["code"] == 0 and code["code"] > 0.9
+    # "very short": under 60 words of title and body, whatever they say.
+    assert short["short"] == 1.0 and long["short"] == 0.0 and code["short"] == 0.0
+    assert features("Rounding", " ".join(["word"] * 57))["short"] == 1.0
+    assert features("Rounding", " ".join(["word"] * 59))["short"] == 0.0
     assert long["prose"] > short["prose"]
 
 
