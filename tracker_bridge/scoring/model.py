@@ -144,7 +144,8 @@ def _explain(
     advice = tuple(
         # Five per factor: with the clarity cues fitted on all rows, "very short" and the report sections would
         # otherwise crowd out "split the ticket".
-        ADVICE[n].format(**(details or {})) if details else ADVICE[n] for _, n in _missing(model, features, 5)
+        ADVICE[n].format(**(details or {})) if details else ADVICE[n]
+        for _, n in _missing(model, features, 5)
     )
     return reason + ".", advice
 

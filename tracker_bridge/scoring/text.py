@@ -351,7 +351,7 @@ def _symbols(without_urls: str, tokens: list[str]) -> tuple[str, ...]:
     if "()" in without_urls:
         found += _in_tokens(_CALL, [t for t in tokens if "()" in t])
     found += _in_tokens(_CAMEL, [t for t in tokens if not t.islower()])
-    found += _in_tokens(_DOTTED, [t for t in tokens if t.count(".") >= 2])
+    found += _in_tokens(_DOTTED, [t for t in tokens if "." in t and t.count(".") >= 2])
     # snake_case words count only when the prose mentions them with call syntax or backticks (above): in pasted
     # code they are local variables, not places the change must touch.
     return _unique([s for s in found if len(s) > 2 and not s.replace(".", "").isdigit()])
