@@ -100,3 +100,18 @@ def test_a_decline_names_what_to_add_and_the_ticket_with_them_added_is_taken() -
     taken = score_ticket(relabelled, config)
     assert taken.accepted
     assert taken.suggestions == []
+
+
+def test_a_short_proposal_is_told_to_state_the_decision() -> None:
+    proposal = Ticket(
+        ref="P-2",
+        tracker="t",
+        title="Separator option for exports",
+        description="It would be nice to pick the CSV separator. I propose a setting for it, why not?",
+    )
+    score = score_ticket(proposal, ScoringConfig())
+    clarity = next(f for f in score.factors if f.name == "clarity")
+
+    assert not score.accepted
+    assert "proposes or suggests rather than reports" in clarity.reason and "very short" in clarity.reason
+    assert ADVICE["proposes"] in score.suggestions
