@@ -9,6 +9,9 @@ which 15% of the training fold's clear issues fall, from inner out-of-fold score
 
 - lin a / rank a / geo a: the weighted mean, the mean of ranks, and clarity^a x scope^(1-a);
 - gate q: decline the lowest q of clarity, rank the rest by scope;
+- hinge q b: scope, minus b x how far clarity falls below its q-quantile (only the least clear tickets lose);
+- cues/...: the clarity factor fitted only on the cues whose direction agrees with resolution (CUES: questions,
+  hedging, "not sure", proposals; a fix, a missing case; reproduction, expected versus actual), weighted mean;
 - joint w: one model fitted to both targets at once (shared weights, the resolution rows counted w times);
 - ease/...: the scope factor fitted on the experts' difficulty rating of all 444 issues (1 for "<15 min fix" down
   to 0 for ">4 hours") instead of the 252 resolution fractions, with the scope features or with all of them.
@@ -48,6 +51,9 @@ from tracker_bridge.scoring.text import analyse_text  # noqa: E402
 
 EASE = {"<15 min fix": 1.0, "15 min - 1 hour": 2 / 3, "1-4 hours": 1 / 3, ">4 hours": 0.0}
 ALL = tuple(n for n in FEATURES if n not in UNFITTED_CLARITY)
+# Clarity cues that do not rank resolution the other way (Spearman with the resolved fraction >= about -0.1, and the
+# vague-side cues not positive): a clarity factor that could cost the ranking by success less.
+CUES = ("unsure", "questions", "hedges", "proposes", "fix", "missing_case", "repro", "expected")
 Row = dict[str, object]
 Model = tuple[float, dict[str, float]]
 Combine = Callable[[list[float], list[float]], Callable[[float, float], float]]
@@ -140,6 +146,14 @@ def geo(a: float) -> Combine:
     return lambda cs, ss: lambda c, s: c**a * s ** (1 - a)
 
 
+def hinge(q: float, b: float) -> Combine:
+    def make(cs: list[float], ss: list[float]) -> Callable[[float, float], float]:
+        knee = sorted(cs)[int(q * len(cs))]
+        return lambda c, s: s - b * max(0.0, knee - c)
+
+    return make
+
+
 def gate(q: float) -> Combine:
     def make(cs: list[float], ss: list[float]) -> Callable[[float, float], float]:
         cut = sorted(cs)[int(q * len(cs))]
@@ -183,10 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     combos |= {f"rank {a}": rank(a) for a in (0.2, 0.35, 0.5)}
     combos |= {f"geo {a}": geo(a) for a in (0.2, 0.35, 0.5)}
     combos |= {f"gate {q}": gate(q) for q in (0.1, 0.15, 0.2)}
-    scopes: dict[str, tuple[Sequence[str], str]] = {
-        "": (SCOPE_FEATURES, "res"),
-        "ease/scope features, ": (SCOPE_FEATURES, "ease"),
-        "ease/all features, ": (ALL, "ease"),
+    combos |= {f"hinge {q} {b}": hinge(q, b) for q, b in ((0.15, 1.0), (0.3, 1.0), (0.3, 4.0))}
+    # label -> (scope features, scope target, clarity features)
+    scopes: dict[str, tuple[Sequence[str], str, Sequence[str]]] = {
+        "": (SCOPE_FEATURES, "res", CLARITY_FEATURES),
+        "ease/scope features, ": (SCOPE_FEATURES, "ease", CLARITY_FEATURES),
+        "ease/all features, ": (ALL, "ease", CLARITY_FEATURES),
+        "cues/": (SCOPE_FEATURES, "res", CUES),
     }
     out: dict[str, list[dict[str, float]]] = {}
     rng = random.Random(args.seed)
@@ -194,16 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         for i, test in enumerate(fs := folds(data, args.folds, rng)):
             train = [r for j, f in enumerate(fs) if j != i for r in f]
             inner = folds(train, 3, rng)
-            for label, (names, tgt) in scopes.items():
+            for label, (names, tgt, cnames) in scopes.items():
                 # Inner out-of-fold factor values: the combinations' ranks and the threshold come from these.
                 oc: dict[str, float] = {}
                 os_: dict[str, float] = {}
                 for m, part in enumerate(inner):
                     rest = [r for n, f in enumerate(inner) if n != m for r in f]
-                    mc, ms = fit_one(rest, CLARITY_FEATURES, "clear", args.lam), fit_one(rest, names, tgt, args.lam)
+                    mc, ms = fit_one(rest, cnames, "clear", args.lam), fit_one(rest, names, tgt, args.lam)
                     for r in part:
                         oc[str(r["iid"])], os_[str(r["iid"])] = value(mc, r), value(ms, r)
-                mc, ms = fit_one(train, CLARITY_FEATURES, "clear", args.lam), fit_one(train, names, tgt, args.lam)
+                mc, ms = fit_one(train, cnames, "clear", args.lam), fit_one(train, names, tgt, args.lam)
                 for name, combine in combos.items():
                     if label and not name.startswith("lin"):
                         continue

@@ -41,6 +41,8 @@ CASES: list[tuple[str, str, str]] = [
     ("ticket_refs", "Rounding", "Same as #1234, see there."),
     ("docs", "Rounding", "Also update the documentation."),
     ("asks", "Many things", "Fix totals. Also fix the tax. Additionally the export. Also the PDF."),
+    ("proposes", "Export", "I propose a separator option for the CSV export."),
+    ("proposes", "Export", "Why not let the user pick the separator?"),
 ]
 
 
@@ -58,6 +60,10 @@ def test_size_breadth_and_code_grow_with_the_ticket() -> None:
     assert short["size"] == 0 and long["size"] > 0.8
     assert short["breadth"] == 0 and many["breadth"] == 1.0
     assert short["code"] == 0 and code["code"] > 0.9
+    # "very short": under 60 words of title and body, whatever they say.
+    assert short["short"] == 1.0 and long["short"] == 0.0 and code["short"] == 0.0
+    assert features("Rounding", " ".join(["word"] * 57))["short"] == 1.0
+    assert features("Rounding", " ".join(["word"] * 59))["short"] == 0.0
     assert long["prose"] > short["prose"]
 
 
@@ -94,3 +100,18 @@ def test_a_decline_names_what_to_add_and_the_ticket_with_them_added_is_taken() -
     taken = score_ticket(relabelled, config)
     assert taken.accepted
     assert taken.suggestions == []
+
+
+def test_a_short_proposal_is_told_to_state_the_decision() -> None:
+    proposal = Ticket(
+        ref="P-2",
+        tracker="t",
+        title="Separator option for exports",
+        description="It would be nice to pick the CSV separator. I propose a setting for it, why not?",
+    )
+    score = score_ticket(proposal, ScoringConfig())
+    clarity = next(f for f in score.factors if f.name == "clarity")
+
+    assert not score.accepted
+    assert "proposes or suggests rather than reports" in clarity.reason and "very short" in clarity.reason
+    assert ADVICE["proposes"] in score.suggestions

@@ -53,8 +53,8 @@ def test_later_tickets_at_one_head_reuse_the_index(repo: Path, monkeypatch: pyte
     reason = coverage_reason(ticket("`invoice_total()` drops discounts"), repo)
 
     assert "billing/invoice.py" in reason and "tests/test_invoice.py" in reason
-    # Only the head is asked for: no listing, no grep for definitions or tests.
-    assert [a[0] for a in calls] == ["rev-parse"]
+    # No git at all: the head is read from .git, and no listing or grep for definitions or tests is run again.
+    assert calls == []
 
 
 def test_a_new_head_is_indexed_afresh(repo: Path) -> None:
@@ -66,3 +66,48 @@ def test_a_new_head_is_indexed_afresh(repo: Path) -> None:
 
     reason = coverage_reason(ticket("`shipping_rate()` overcharges"), repo)
     assert "billing/shipping.py" in reason
+
+
+def test_the_head_is_read_from_packed_refs_and_a_detached_head(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "pack-refs", "--all")  # the branch now lives in .git/packed-refs only
+    assert not (repo / ".git" / "refs" / "heads" / "main").exists()
+    assert repo_module._head_from_files(repo) == head
+    git(repo, "checkout", "-q", "--detach")
+    assert repo_module._head_from_files(repo) == head
+
+
+def test_an_unborn_branch_falls_back_to_git(tmp_path: Path) -> None:
+    root = tmp_path / "empty"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "billing.py").write_text("def invoice_total(lines):\n    return sum(lines)\n")
+    assert repo_module._head_from_files(root) is None
+    # Without a commit the files on disk are searched, as before.
+    assert "billing.py" in coverage_reason(ticket("`invoice_total()` is off"), root)
+
+
+def test_the_indexed_test_lookup_finds_what_the_full_pass_finds() -> None:
+    files = [
+        "billing/invoice.py",
+        "billing/tests/test_totals.py",
+        "tests/billing/test_x.py",
+        "tests/test_invoice.py",
+        "web/invoice.spec.ts",
+        "pkg/invoice_test.go",
+        "tests/billing/helpers.py",
+        "docs/billing/test_notes.py",
+    ]
+    tests = [f for f in files if repo_module.is_test_path(f)]
+    index = repo_module.HeadIndex("h", files, tests, stems=repo_module.test_stems(tests))
+    index.build_lookups()
+    for sources in (["billing/invoice.py"], ["web/invoice.ts", "billing/invoice.py"], ["other.py"]):
+        assert index.tests_by_name(sources) == repo_module._tests_by_name(sources, tests)
+    assert index.tests_by_name(["billing/invoice.py"]) == [
+        "billing/tests/test_totals.py",
+        "tests/billing/test_x.py",
+        "tests/test_invoice.py",
+        "web/invoice.spec.ts",
+        "pkg/invoice_test.go",
+        "docs/billing/test_notes.py",
+    ]

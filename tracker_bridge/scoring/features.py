@@ -25,6 +25,15 @@ _TEMPLATE = re.compile(
     r"(describe the bug|expected (?:behaviou?r|result|outcome)|actual (?:behaviou?r|result|outcome)|"
     r"steps to reproduce|to reproduce|environment|operating system)"
 )
+# The reporter proposes or suggests a change, or asks others to decide, instead of reporting what happens: the
+# commonest mark of the issues experts rated vague, and no worse for an agent's chance (docs/scoring.md).
+_PROPOSES = re.compile(
+    r"\b(?:propos\w*|suggest\w*|would be (?:nice|great|useful|good|better)|it would be|could we|can we|we could|"
+    r"we should|why not|how about|what about)\b"
+)
+_PROPOSES_WORDS = ("propos", "suggest", "would be", "could we", "can we", "we could", "we should", "why not", "about")
+# A ticket this short (title and body, in words) rarely says where, what was done and what was expected.
+SHORT_WORDS = 60
 # The reporter says they are unsure what is happening or what they want.
 _UNSURE = re.compile(r"\b(?:not sure|don't know|do not know|unclear|not clear|confus\w*|i wonder|wondering|no idea)\b")
 
@@ -43,6 +52,8 @@ LABELS: dict[str, str] = {
     "template": "answers an issue template",
     "prose": "a detailed explanation",
     "unsure": "the reporter is unsure",
+    "proposes": "proposes or suggests rather than reports",
+    "short": "very short",
     "acceptance": "acceptance criteria",
     "size": "a long text",
     "breadth": "many functions and files named",
@@ -67,6 +78,8 @@ ADVICE: dict[str, str] = {
     "asks": "Split the ticket: it asks for {asks} separate things; keep one change per ticket.",
     "breadth": "Narrow the change: it names {named} functions and files; say which one or two must change.",
     "ticket_refs": "Copy what matters from {ticket_refs} into this ticket: the agent reads only this one.",
+    "proposes": "State the decision instead of the proposal: what exactly should change, and how to tell it works.",
+    "short": "Add detail ({words} words now): where it happens, what you did, what you expected and what happened.",
     "size": "Cut it down to the essentials ({words} words now): the problem, where it is, and the expected result.",
 }
 
@@ -89,7 +102,10 @@ def _clip(x: float) -> float:
 
 def _any(low: str, *words: str) -> bool:
     """A cheap substring test before a regular expression: most tickets contain none of the words."""
-    return any(w in low for w in words)
+    for w in words:  # noqa: SIM110 (a loop: the generator of any() costs more than the tests)
+        if w in low:
+            return True
+    return False
 
 
 def text_features(t: TicketText) -> dict[str, float]:
@@ -118,6 +134,8 @@ def text_features(t: TicketText) -> dict[str, float]:
             _any(low, "not sure", "know", "unclear", "not clear", "confus", "wonder", "no idea")
             and bool(_UNSURE.search(low))
         ),
+        "proposes": float(_any(low, *_PROPOSES_WORDS) and bool(_PROPOSES.search(low))),
+        "short": float(t.words < SHORT_WORDS),
         "size": t.size,
         # A few names pin the place; dozens mean the change spreads: log scale, 2 names -> 0, 25 -> 1.
         "breadth": _clip((math.log1p(named) - math.log1p(2)) / (math.log1p(25) - math.log1p(2))),
@@ -160,6 +178,8 @@ DIRECTION: dict[str, int] = {
     "ticket_refs": -1,
     "docs": -1,
     "unsure": -1,
+    "proposes": -1,
+    "short": -1,
 }
 # Features the development data cannot fit (no issue there has acceptance criteria) get a set weight on the
 # clarity factor, the size of the fitted weight of "expected versus actual", its nearest relative.
@@ -196,4 +216,6 @@ CLARITY_FEATURES: tuple[str, ...] = (
     "acceptance",
     "asks",
     "code",
+    "proposes",
+    "short",
 )

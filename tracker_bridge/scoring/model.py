@@ -142,7 +142,10 @@ def _explain(
     if hurts:
         reason += ("; but " if helps else ": ") + ", ".join(hurts)
     advice = tuple(
-        ADVICE[n].format(**(details or {})) if details else ADVICE[n] for _, n in _missing(model, features, 4)
+        # Five per factor: with the clarity cues fitted on all rows, "very short" and the report sections would
+        # otherwise crowd out "split the ticket".
+        ADVICE[n].format(**(details or {})) if details else ADVICE[n]
+        for _, n in _missing(model, features, 5)
     )
     return reason + ".", advice
 

@@ -112,8 +112,12 @@ def _names_to_search(t: TicketText) -> list[str]:
     return names[:MAX_NAMES]
 
 
-def _resolve_paths(named: tuple[str, ...], files: list[str]) -> tuple[list[str], list[str]]:
-    """Files the ticket's paths point at (exact, a folder, or a unique-enough suffix) and the paths not found."""
+def _resolve_paths(
+    named: tuple[str, ...], files: list[str], by_name: dict[str, list[str]] | None = None
+) -> tuple[list[str], list[str]]:
+    """Files the ticket's paths point at (exact, a folder, or a unique-enough suffix) and the paths not found.
+
+    `by_name` (file name -> files with that name, in listing order) spares a pass over every file for a file path."""
     found: list[str] = []
     missing: list[str] = []
     for raw in named:
@@ -121,7 +125,8 @@ def _resolve_paths(named: tuple[str, ...], files: list[str]) -> tuple[list[str],
         if raw.endswith("/") or "." not in PurePosixPath(p).name:
             hits = [f for f in files if f.startswith(p + "/") or f"/{p}/" in f"/{f}"]
         else:
-            hits = [f for f in files if f == p or f.endswith("/" + p)]
+            candidates = files if by_name is None else by_name.get(p.rpartition("/")[2], [])
+            hits = [f for f in candidates if f == p or f.endswith("/" + p)]
         if hits:
             found.extend(h for h in hits[:50] if h not in found)
         else:
@@ -222,12 +227,16 @@ def _tests_by_name(
     for src in sources:
         stem = _stem(src)
         parent = src.rpartition("/")[0].rpartition("/")[2]
-        wanted = {f"test_{stem}", f"{stem}_test", f"{stem}_tests", f"{stem}.test", f"{stem}.spec", f"Test{stem}"}
+        wanted = _test_names(stem)
         folder = f"/{parent}/" if parent else None
         for t, tname, slashed in stems:
             if tname in wanted or (folder is not None and folder in slashed and tname.startswith("test")):
                 hits.append(t)
     return hits
+
+
+def _test_names(stem: str) -> set[str]:
+    return {f"test_{stem}", f"{stem}_test", f"{stem}_tests", f"{stem}.test", f"{stem}.spec", f"Test{stem}"}
 
 
 @dataclass
@@ -246,6 +255,32 @@ class HeadIndex:
     # identifier -> indexes into test_files of the test files that contain it as a word; built on first use.
     test_words: dict[str, list[int]] | None = None
     stems: list[tuple[str, str, str]] = field(default_factory=list)
+    # test file name stem -> indexes into test_files; folder name -> indexes of the test_* files under it.
+    by_stem: dict[str, list[int]] = field(default_factory=dict)
+    by_folder: dict[str, list[int]] = field(default_factory=dict)
+    # file name -> the listed files with that name, in listing order.
+    by_name: dict[str, list[str]] = field(default_factory=dict)
+
+    def build_lookups(self) -> None:
+        for i, (_, stem, slashed) in enumerate(self.stems):
+            self.by_stem.setdefault(stem, []).append(i)
+            if stem.startswith("test"):
+                for folder in dict.fromkeys(slashed.split("/")[1:-1]):
+                    self.by_folder.setdefault(folder, []).append(i)
+        for f in self.files:
+            self.by_name.setdefault(f.rpartition("/")[2], []).append(f)
+
+    def tests_by_name(self, sources: list[str]) -> list[str]:
+        """`_tests_by_name` with dictionary look-ups instead of a pass over every test file per source."""
+        hits: list[str] = []
+        for src in sources:
+            stem = _stem(src)
+            parent = src.rpartition("/")[0].rpartition("/")[2]
+            found = {i for name in _test_names(stem) for i in self.by_stem.get(name, ())}
+            if parent:
+                found.update(self.by_folder.get(parent, ()))
+            hits += [self.stems[i][0] for i in sorted(found)]
+        return hits
 
 
 MAX_HEADS = 8  # repositories x heads kept; an old head is never asked about again once the branch moves
@@ -261,12 +296,40 @@ _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]{2,}")
 MAX_TEST_BYTES = 64_000_000  # test code read into the word index; beyond it, words are searched with git grep
 
 
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def _head_from_files(repo_dir: Path) -> str | None:
+    """HEAD's commit read from `.git` without running git: starting git is most of a later ticket's cost at a cached
+    head. Handles a detached HEAD and a branch in a loose ref or in packed-refs (refs are replaced by rename, so a
+    read never sees half a ref); None for anything else (a worktree's `.git` file, an unborn branch, a reftable...),
+    and then git is asked."""
+    git_dir = repo_dir / ".git"
+    try:
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        if _OBJECT_ID.fullmatch(head):
+            return head
+        ref = head.removeprefix("ref: ")
+        if ref == head or not ref.startswith("refs/") or ".." in ref:
+            return None
+        try:
+            value = (git_dir / ref).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            packed = (git_dir / "packed-refs").read_text(encoding="utf-8")
+            value = next((line[: -len(ref) - 1] for line in packed.splitlines() if line.endswith(f" {ref}")), "")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return value if _OBJECT_ID.fullmatch(value) else None
+
+
 def _head_index(repo_dir: Path) -> HeadIndex | None:
     """The cached index of the checkout's HEAD commit, or None when there is no commit (nothing stable to key on)."""
-    proc = _git(repo_dir, "rev-parse", "--verify", "--quiet", "HEAD")
-    if proc.returncode != 0:
-        return None
-    head = proc.stdout.strip()
+    head = _head_from_files(repo_dir)
+    if head is None:
+        proc = _git(repo_dir, "rev-parse", "--verify", "--quiet", "HEAD")
+        if proc.returncode != 0:
+            return None
+        head = proc.stdout.strip()
     key = f"{repo_dir.resolve()}@{head}"
     cached = _HEADS.get(key)
     if cached is not None:
@@ -277,6 +340,7 @@ def _head_index(repo_dir: Path) -> HeadIndex | None:
     files = list(dict.fromkeys(f for f in listing.stdout.split("\0") if f and not _skipped(f)))[:MAX_FILES]
     test_files = [f for f in files if is_test_path(f) and PurePosixPath(f).suffix in _SOURCE_SUFFIXES]
     index = HeadIndex(head, files, test_files, stems=test_stems(test_files))
+    index.build_lookups()
     if len(_HEADS) >= MAX_HEADS:
         _HEADS.pop(next(iter(_HEADS)))
     _HEADS[key] = index
@@ -357,18 +421,16 @@ def _indexed_mentions(repo_dir: Path, index: HeadIndex, words: list[str]) -> lis
     table = _test_word_index(repo_dir, index)
     if table is None:
         return _tests_mentioning(repo_dir, words, index.test_files, "HEAD")
-    out: list[str] = []
+    out: dict[str, None] = {}
     for w in words:
         for i in table.get(w, ()):
-            test = index.test_files[i]
-            if test not in out:
-                out.append(test)
-    return out
+            out.setdefault(index.test_files[i], None)
+    return list(out)
 
 
 def _analyse_indexed(repo_dir: Path, index: HeadIndex, t: TicketText, start: float) -> RepoArea:
     files, test_files = index.files, index.test_files
-    path_hits, missing_paths = _resolve_paths(t.paths, files)
+    path_hits, missing_paths = _resolve_paths(t.paths, files, index.by_name)
     names = _names_to_search(t)
     defs = _indexed_definitions(repo_dir, index, names)
     report = find_report(repo_dir)
@@ -395,7 +457,7 @@ def _area(
             sources.append(f)
     # Only code counts as "the area"; a README naming the symbol is not where the change goes.
     code_sources = [f for f in sources if PurePosixPath(f).suffix in _SOURCE_SUFFIXES] or sources
-    tests = _tests_by_name(code_sources, test_files, index.stems if index is not None else None)
+    tests = index.tests_by_name(code_sources) if index is not None else _tests_by_name(code_sources, test_files)
     modules = [PurePosixPath(f).stem for f in code_sources[:MAX_NAMES] if PurePosixPath(f).stem != "__init__"]
     words = list(dict.fromkeys([*modules, *defs.keys()]))[:MAX_NAMES]
     mentioning = (

@@ -18,6 +18,9 @@ from tracker_bridge.models import Ticket
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _INDENTED = re.compile(r"^(\t| {4,})\S")
 _REPL = re.compile(r"^\s*(>>>|\.\.\.|In \[\d+\]:|Out\[\d+\]:|\$ )")
+_FENCE_LEADS = ("```", "~~~")
+_INDENT_LEADS = ("\t", " ")
+_REPL_LEADS = (">>>", "...", "In [", "Out[", "$ ")
 
 _BACKTICKED = re.compile(r"`([^`\n]{2,80})`")
 _CALL = re.compile(r"\b([A-Za-z_][\w.]*)\(\)")
@@ -30,7 +33,11 @@ _PATH = re.compile(
 )
 _URL = re.compile(r"https?://\S+")
 
-_TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*File \".+\", line \d+|^\s+at [\w.$]+\(.*:\d+\)", re.M)
+# A traceback: Python's header, a Python frame line, or a Java/JavaScript frame line ("    at a.b(File.java:12)").
+_TRACEBACK_HEADER = "Traceback (most recent call last)"
+_PY_FRAME = re.compile(r"^\s*File \".+\", line \d+", re.M)
+_JAVA_FRAME = re.compile(r"^\s+at [\w.$]+\(.*:\d+\)", re.M)
+_JAVA_FRAME_GATE = re.compile(r"at [\w.$]+\(.*:\d")
 _EXCEPTION = re.compile(r"\b[A-Z]\w*(?:Error|Exception|Warning)\b")
 _TEST_NAME = re.compile(
     r"\b(test_\w+|Test[A-Z]\w+|tests?/[\w/.-]+\.py(?:::\w+)*|\w+_test\.\w+|\w+\.(?:test|spec)\.\w+)"
@@ -51,9 +58,10 @@ _ACCEPTANCE = re.compile(
 _FIX_HINT = re.compile(
     r"\b(should be (?:changed|replaced|removed|fixed by)|(?:could|can) be (?:changed|replaced|fixed)|the fix\b|"
     r"fix (?:is|would be)|simple fix|easy fix|one-line fix|replac\w+ .{0,40}\bwith\b|following (?:change|patch|diff)|"
-    r"proposed (?:fix|patch|change|solution))|^diff --git|^@@ ",
-    re.I | re.M,
+    r"proposed (?:fix|patch|change|solution))",
 )
+# A pasted unified diff: a line that starts one (matched in the lower-cased text, like the wording above).
+_DIFF_LINE = ("diff --git", "@@ ")
 # The reporter offers or links a patch: they have found the place and the change.
 _PATCH = re.compile(r"\b(pull request|PR|patch)\b")
 # A title that names a symbol (`x`, call(), CamelCase, dotted.name, snake_case) points at one place in the code.
@@ -69,6 +77,8 @@ _REGRESSION = re.compile(
 )
 # "#1234" or "issue 1234": the context lives in other tickets the agent may not see.
 _TICKET_REF = re.compile(r"(?<![\w&])#\d{2,}\b|\b(?:issue|ticket|bug) \d{2,}\b", re.I)
+# What any reference must contain (in the lower-cased text): no leading alternation, so the engine skips ahead.
+_TICKET_REF_GATE = re.compile(r"(?:#|issue |ticket |bug )\d\d")
 _LOCATION = re.compile(r"(\bline \d+|#L\d+|/blob/[\w.-]+/\S+\.\w+)", re.I)
 
 # Hedging and open questions: the reporter has not decided what they want yet.
@@ -109,20 +119,20 @@ _KIND_MARKERS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 # A title that only asks to look into something is a spike, whatever the body says.
 _TITLE_SPIKE = re.compile(r"^\W*(investigate|explore|research|evaluate|look into|think about|figure out)\b")
-# What makes a change risky to hand over: schema migrations, CI, credentials, generated or vendored files.
+# What makes a change risky to hand over: schema migrations, CI, credentials, generated or vendored files. Matched
+# against the lower-cased text (the mention shown is the reporter's own spelling).
 _RISK_TEXT: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "migration",
         re.compile(
             r"\b(schema migration|database migration|data migration|add(?:ing)? a migration|alembic|flyway|"
             r"liquibase|alter table)\b",
-            re.I,
         ),
     ),
     (
         "CI configuration",
         re.compile(
-            r"(\.github/workflows|\.gitlab-ci\.yml|\bjenkinsfile\b|\.circleci|ci (?:pipeline|config\w*|workflow))", re.I
+            r"(\.github/workflows|\.gitlab-ci\.yml|\bjenkinsfile\b|\.circleci|ci (?:pipeline|config\w*|workflow))"
         ),
     ),
     (
@@ -130,7 +140,6 @@ _RISK_TEXT: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\b(secret[ _]keys?|secrets? (?:manager|store|file)|credentials?|api[ _]keys?|private keys?|"
             r"passw(?:or)?ds?|oauth|authenticat\w*|authoriz\w*|sso|csrf|encrypt\w*)\b",
-            re.I,
         ),
     ),
     (
@@ -138,7 +147,6 @@ _RISK_TEXT: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\b(auto-?generated|generated (?:files?|sources?|client)|do not edit|vendored|"
             r"vendor(?:ed)? (?:copy|dir\w*))\b",
-            re.I,
         ),
     ),
 )
@@ -164,7 +172,6 @@ RISK_PATH_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 # is a hundred times cheaper than a regular expression with a leading alternation, and most tickets match none.
 _GATES: dict[str, tuple[str, ...]] = {
     "fix": ("should be", "could be", "can be", "fix", "replac", "following", "proposed", "diff --git", "@@ "),
-    "ticket_ref": ("#", "issue ", "ticket ", "bug "),
     "missing_case": ("support", "handle", "accept", "respect", "honor", "honour"),
     "location": ("line ", "#l", "/blob/"),
     "tests": ("test", "spec"),
@@ -221,14 +228,18 @@ _GATES: dict[str, tuple[str, ...]] = {
     "refactor": ("refactor", "clean", "restructur", "rewrite", "reorgani", "moderni"),
     "bug": ("bug", "crash", "fail", "error", "wrong", "incorrect", "broken", "regression", "exception"),
     "docs": ("doc", "changelog", "release notes"),
-    "exception": ("error", "exception", "warning"),
-    "traceback": ("traceback", 'file "', "at "),
-    "patch": ("pull request", "pr", "patch"),
+    "exception": ("Error", "Exception", "Warning"),  # case-sensitive, like the pattern
+    "patch": ("pull request", "PR", "patch"),  # case-sensitive, like the pattern
 }
 
 
 def _gate(low: str, key: str) -> bool:
-    return any(word in low for word in _GATES[key])
+    # A plain loop, not any(<generator>): this runs some 60 times per ticket and the generator costs more than the
+    # substring tests.
+    for word in _GATES[key]:  # noqa: SIM110
+        if word in low:
+            return True
+    return False
 
 
 # Backticked words that are emphasis or literals, not names of code.
@@ -293,14 +304,18 @@ def split_code(text: str) -> tuple[str, int, int]:
     code_lines = blocks = 0
     in_fence = in_indent = False
     for line in text.splitlines():
-        if _FENCE.match(line):
+        # Cheap character tests decide which line patterns can match at all (most lines are plain prose).
+        lead = line.lstrip()[:4]
+        if lead[:3] in _FENCE_LEADS and _FENCE.match(line):
             in_fence = not in_fence
             blocks += in_fence
             continue
         if in_fence:
             code_lines += 1
             continue
-        if _INDENTED.match(line) or _REPL.match(line):
+        if (line[:1] in _INDENT_LEADS and _INDENTED.match(line)) or (
+            lead.startswith(_REPL_LEADS) and _REPL.match(line)
+        ):
             code_lines += 1
             blocks += not in_indent
             in_indent = True
@@ -319,12 +334,10 @@ def _unique(items: list[str]) -> tuple[str, ...]:
 
 def _in_tokens(rx: re.Pattern[str], tokens: list[str]) -> list[str]:
     """rx.findall over whitespace-separated tokens: the same matches as over the whole text for patterns whose
-    matches hold no whitespace and whose boundaries are word boundaries or look-arounds, and several times faster,
-    because the caller passes only the few tokens that can match (those with a '/', a '.', '()', '_'...)."""
-    found: list[str] = []
-    for tok in tokens:
-        found += rx.findall(tok)
-    return found
+    matches hold no whitespace and whose boundaries are word boundaries or look-arounds (a space between two tokens
+    is such a boundary), and several times faster, because the caller passes only the few tokens that can match
+    (those with a '/', a '.', '()', '_'...)."""
+    return rx.findall(" ".join(tokens)) if tokens else []
 
 
 def _symbols(without_urls: str, tokens: list[str]) -> tuple[str, ...]:
@@ -335,9 +348,10 @@ def _symbols(without_urls: str, tokens: list[str]) -> tuple[str, ...]:
         token = raw.strip().split("(", 1)[0]
         if _NAME_LIKE.match(token) and token.lower() not in _COMMON_WORDS:
             found.append(token)
-    found += _in_tokens(_CALL, [t for t in tokens if "()" in t])
+    if "()" in without_urls:
+        found += _in_tokens(_CALL, [t for t in tokens if "()" in t])
     found += _in_tokens(_CAMEL, [t for t in tokens if not t.islower()])
-    found += _in_tokens(_DOTTED, [t for t in tokens if t.count(".") >= 2])
+    found += _in_tokens(_DOTTED, [t for t in tokens if "." in t and t.count(".") >= 2])
     # snake_case words count only when the prose mentions them with call syntax or backticks (above): in pasted
     # code they are local variables, not places the change must touch.
     return _unique([s for s in found if len(s) > 2 and not s.replace(".", "").isdigit()])
@@ -357,7 +371,8 @@ def analyse_text(ticket: Ticket) -> TicketText:
     text = f"{title}\n{body}".strip()
     prose, code_lines, code_blocks = split_code(text)
     prose_no_urls = _URL.sub(" ", prose) if "://" in prose else prose
-    words = len(text.split())
+    text_tokens = text.split()
+    words = len(text_tokens)
     prose_low, wording = prose.lower(), prose_no_urls.lower()
     hedges = _unique(_HEDGES.findall(wording)) if _gate(wording, "hedges") else ()
     questions = len(_QUESTION.findall(prose_no_urls)) if "?" in prose_no_urls else 0
@@ -373,9 +388,13 @@ def analyse_text(ticket: Ticket) -> TicketText:
     )
     if (m := _TITLE_SPIKE.search(title.lower())) and not any(k == "spike" for k, _ in kind_markers):
         kind_markers += (("spike", m.group(0).strip()),)
-    risk = tuple((kind, m.group(0)) for kind, rx in _RISK_TEXT if _gate(text_low, kind) and (m := rx.search(text)))
+    risk = tuple(
+        (kind, _as_written(m, text, text_low))
+        for kind, rx in _RISK_TEXT
+        if _gate(text_low, kind) and (m := rx.search(text_low))
+    )
     no_urls = _URL.sub(" ", text) if "://" in text else text
-    tokens = no_urls.split()
+    tokens = text_tokens if no_urls is text else no_urls.split()
     paths = _paths(tokens)
     risk_paths = tuple((kind, p) for p in paths for kind, rx in RISK_PATH_PATTERNS if rx.search(p))
     return TicketText(
@@ -387,13 +406,17 @@ def analyse_text(ticket: Ticket) -> TicketText:
         code_lines=code_lines,
         code_blocks=code_blocks,
         symbols=_symbols(no_urls, tokens),
-        snake_names=_unique(_in_tokens(_SNAKE, [t for t in prose_no_urls.split() if "_" in t])),
+        snake_names=_unique(_in_tokens(_SNAKE, [t for t in prose_no_urls.split() if "_" in t]))
+        if "_" in prose_no_urls
+        else (),
         paths=paths,
-        tests_named=_unique(_in_tokens(_TEST_NAME, [t for t in text.split() if "test" in t.lower() or "spec" in t])),
+        tests_named=_tests_named(text, text_low, text_tokens),
         exceptions=_unique(
             _in_tokens(_EXCEPTION, [t for t in tokens if "Error" in t or "Exception" in t or "Warning" in t])
-        ),
-        has_traceback=_gate(text_low, "traceback") and bool(_TRACEBACK.search(text)),
+        )
+        if _gate(no_urls, "exception")
+        else (),
+        has_traceback=_has_traceback(text),
         has_repro=bool(
             code_blocks
             or (_gate(prose_low, "repro") and _REPRO.search(prose_low))
@@ -402,13 +425,13 @@ def analyse_text(ticket: Ticket) -> TicketText:
         has_expected=_gate(prose_low, "expected") and bool(_EXPECTED.search(prose_low)),
         has_acceptance=(_gate(prose_low, "acceptance") and bool(_ACCEPTANCE.search(prose_low)))
         or (checkboxes > 0 and not kind_markers),
-        proposes_fix=_gate(text_low, "fix") and bool(_FIX_HINT.search(text)),
-        offers_patch=_gate(prose_low, "patch") and bool(_PATCH.search(prose)),
+        proposes_fix=_gate(text_low, "fix") and _proposes_fix(text_low),
+        offers_patch=_gate(prose, "patch") and bool(_PATCH.search(prose)),
         title_names_symbol=bool(_TITLE_SYMBOL.search(title)),
         names_regression=_gate(prose_low, "regression") and bool(_REGRESSION.search(prose_low)),
         missing_case=_gate(wording, "missing_case") and bool(_MISSING_CASE.search(wording)),
         points_at_location=bool(paths) or (_gate(text_low, "location") and bool(_LOCATION.search(text))),
-        ticket_refs=_unique(_TICKET_REF.findall(prose_no_urls)) if _gate(wording, "ticket_ref") else (),
+        ticket_refs=_unique(_TICKET_REF.findall(prose_no_urls)) if _TICKET_REF_GATE.search(wording) else (),
         hedges=hedges,
         questions=questions,
         asks=asks,
@@ -419,6 +442,32 @@ def analyse_text(ticket: Ticket) -> TicketText:
         docs_wording=_gate(wording, "docs") and bool(_DOCS.search(wording)),
         kind_markers=kind_markers,
         risk_mentions=_unique_pairs(risk + risk_paths),
+    )
+
+
+def _as_written(m: re.Match[str], text: str, low: str) -> str:
+    """A match found in the lower-cased text, as the reporter wrote it (lower() keeps the length of almost all text;
+    when it does not, the lower-cased match is shown)."""
+    return text[m.start() : m.end()] if len(text) == len(low) else m.group(0)
+
+
+def _proposes_fix(low: str) -> bool:
+    return bool(_FIX_HINT.search(low)) or low.startswith(_DIFF_LINE) or any(f"\n{d}" in low for d in _DIFF_LINE)
+
+
+def _tests_named(text: str, low: str, tokens: list[str]) -> tuple[str, ...]:
+    if "test" not in low and "spec" not in text:
+        return ()
+    # lower() never makes or removes whitespace, so the lower-cased tokens line up with the tokens.
+    candidates = [t for t, t_low in zip(tokens, low.split(), strict=False) if "test" in t_low or "spec" in t]
+    return _unique(_in_tokens(_TEST_NAME, candidates))
+
+
+def _has_traceback(text: str) -> bool:
+    return (
+        _TRACEBACK_HEADER in text
+        or ('File "' in text and bool(_PY_FRAME.search(text)))
+        or (bool(_JAVA_FRAME_GATE.search(text)) and bool(_JAVA_FRAME.search(text)))
     )
 
 
