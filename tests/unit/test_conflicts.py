@@ -5,6 +5,7 @@ repository (so the dry-run merge, the merge commit and the push are real)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def test_a_conflicting_pull_request_gets_an_iteration_that_names_the_files() -> 
     )  # fmt: skip
     assert d is not None and d.stage is Stage.RUNNING and d.phase is Phase.ITERATING
     assert "`app.py`, `lib/util.py`" in d.reason and d.fields["iterations"] == 1
-    feedback = lifecycle.json.loads(d.fields["feedback_json"] or "[]")
+    feedback = json.loads(d.fields["feedback_json"] or "[]")
     assert lifecycle.asks_merge(feedback) and "bob: rename x" in feedback
 
 

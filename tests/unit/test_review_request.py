@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.fakes import FakeCodeHost, make_world
+from tests.fakes import FakeCodeHost, World, make_world
 from tracker_bridge.models import ChecksState, Stage
 from tracker_bridge.protocols import CodeHostError
 
@@ -26,9 +26,9 @@ class ReviewingHost(FakeCodeHost):
         self.requested.append((pr_id, username))
 
 
-def world_with(tmp_path: Path, **bridge: object):  # type: ignore[no-untyped-def]
+def world_with(tmp_path: Path, **bridge: object) -> tuple[World, ReviewingHost]:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    w = make_world(tmp_path, **bridge)
+    w = make_world(tmp_path, **bridge)  # type: ignore[arg-type]  # [bridge] settings, as make_world takes them
     host = ReviewingHost(tmp_path / "host")
     w.host = host
     w.engine.hosts = {"app": host}  # type: ignore[dict-item]
