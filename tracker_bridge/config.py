@@ -66,6 +66,21 @@ class BridgeConfig(_Section):
     max_open_reviews: int | None = Field(
         default=None, ge=1, description="per repository: agent pull requests awaiting review before dispatch waits"
     )
+    queue: str = Field(
+        default="local",
+        description='where agent runs execute: "local" (this process\'s pool) or the PostgreSQL URL of a procrastinate '
+        "queue that `tracker-bridge worker` processes take them from",
+    )
+
+    @field_validator("queue")
+    @classmethod
+    def _queue_url(cls, value: str) -> str:
+        if value == "local" or value.split("://", 1)[0] in ("postgresql", "postgresql+psycopg", "postgres"):
+            return value
+        raise ValueError(
+            'queue must be "local" or a PostgreSQL URL (postgresql+psycopg://user@host/db, usually the state '
+            "store's own database)"
+        )
 
 
 class WebConfig(_Section):
