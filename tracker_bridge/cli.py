@@ -70,12 +70,26 @@ def _settings(config: Path | None, *, check_secrets: bool = True) -> Settings:
     try:
         settings = load_settings(config, check_secrets=check_secrets)
         check_state_url(settings.state_url)  # a wrong URL or a missing driver: exit 2 here, not a traceback later
+        _check_queue_engine(settings)
         return settings
     except ConfigError as exc:
         err.print("[bold red]configuration error[/]", highlight=False)
         for line in exc.problems:
             err.print(f"  - {line}", highlight=False, markup=False)
         raise typer.Exit(2) from exc
+
+
+def _check_queue_engine(settings: Settings) -> None:
+    """`[bridge] queue` names a PostgreSQL queue: procrastinate must be installed (exit 2 with the fix, not later)."""
+    if settings.bridge.queue == "local":
+        return
+    try:
+        import procrastinate  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            [f"[bridge] queue = a PostgreSQL URL needs procrastinate, which is not installed ({exc}). "
+             "Fix: pip install 'tracker-bridge[postgres]', or set queue = \"local\""]
+        ) from exc  # fmt: skip
 
 
 def _open_store(settings: Settings) -> Store:
@@ -170,6 +184,7 @@ def _run(settings: Settings, config: Path | None, *, once: bool, standby: bool) 
     keeper = LeaseKeeper(lease, on_lost=lambda: exit_now(1)).start()
     clean = True
     try:
+        _queue_ready(settings)
         engine = build_engine(settings, store)
         # Every check of `doctor` that would otherwise fail the tickets it takes, before the daemon touches one.
         found = _startup_checks(settings, engine)
@@ -217,6 +232,21 @@ def _run(settings: Settings, config: Path | None, *, once: bool, standby: bool) 
         store.close()
     if not clean:
         exit_now(0)  # the interrupted runs' threads are not waited for; their agents die with this process
+
+
+def _queue_ready(settings: Settings) -> None:
+    """`[bridge] queue`: its schema applied (once), or exit 1 naming the key when its server cannot be reached."""
+    if settings.bridge.queue == "local":
+        return
+    from tracker_bridge.jobs import ensure_schema
+
+    try:
+        ensure_schema(settings.bridge.queue)
+    except Exception as exc:  # psycopg's errors: a server down, a wrong database or password
+        err.print("[bold red]tracker-bridge cannot start:[/]", highlight=False)
+        err.print(f"  - [bridge] queue: cannot reach the queue's database: {' '.join(str(exc).split())[:300]}. "
+                  "Fix: check the URL and that PostgreSQL is running", highlight=False, markup=False)  # fmt: skip
+        raise typer.Exit(1) from exc
 
 
 def _clean_workspaces(settings: Settings, store: Store) -> None:
@@ -341,6 +371,11 @@ def _print_daemon_state(settings: Settings, store: Store) -> None:
         out.print("daemon: none running on this state store", highlight=False)
     if Controls(store).paused():
         out.print("dispatch is paused: no new run starts until `tracker-bridge resume`", highlight=False)
+    if settings.bridge.queue != "local":
+        from tracker_bridge.remote_runs import worker_lines
+
+        for line in worker_lines(store, settings):
+            out.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -358,8 +393,12 @@ def doctor(config: ConfigOption = None) -> None:
 
     out.print(f"scoring: {describe_weights(load_weights(settings.state_dir))}", markup=False, highlight=False)
     try:
-        Store(settings.state_url).close()
+        store = Store(settings.state_url)
         out.print(f"state store: [green]ok[/] ({settings.state_url})", highlight=False)
+        try:
+            _doctor_queue(settings, store, problems, notices)
+        finally:
+            store.close()
     except Exception as exc:  # any driver error is a configuration problem to report, not a crash
         problems.append(state_problem(settings, exc))
     for notice in notices:
@@ -369,6 +408,31 @@ def doctor(config: ConfigOption = None) -> None:
         _print_problems(problems)
         raise typer.Exit(2)
     out.print("[bold green]all checks passed[/]")
+
+
+def _doctor_queue(settings: Settings, store: Store, problems: list[Problem], notices: list[str]) -> None:
+    """`[bridge] queue`: the engine installed, its database reachable, and which workers are alive."""
+    if settings.bridge.queue == "local":
+        out.print("queue: local (agent runs execute inside `run`)", highlight=False)
+        return
+    try:
+        from tracker_bridge.jobs import ensure_schema
+        from tracker_bridge.remote_runs import live_workers, worker_lines
+
+        ensure_schema(settings.bridge.queue)
+    except ImportError:
+        fix = "pip install 'tracker-bridge[postgres]'"
+        problems.append(Problem("[bridge] queue", "procrastinate is not installed", fix))
+        return
+    except Exception as exc:  # a wrong URL or a server that is down
+        problems.append(Problem("[bridge] queue", f"cannot reach the queue: {' '.join(str(exc).split())[:300]}",
+                                "check the URL and that the PostgreSQL server is running"))  # fmt: skip
+        return
+    out.print("queue: [green]ok[/] (procrastinate)", highlight=False)
+    for line in worker_lines(store, settings):
+        out.print(line, highlight=False, soft_wrap=True, markup=False)
+    if not live_workers(store, settings):
+        notices.append("no `tracker-bridge worker` is alive: queued tickets wait until one starts")
 
 
 @app.command()
@@ -516,12 +580,47 @@ def demo(
 
 
 @app.command()
+def worker(
+    config: ConfigOption = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="agent runs at the same time")] = 1,
+) -> None:
+    """Execute agent runs from the queue (`[bridge] queue`) for the leading `run`; SIGTERM drains."""
+    from tracker_bridge.agents.command import secret_env_names
+    from tracker_bridge.worker import serve
+
+    settings = _settings(config)
+    logs.configure(settings.bridge.log_format, level=settings.bridge.log_level)
+    if settings.bridge.queue == "local":
+        err.print("[bold red]configuration error[/]", highlight=False)
+        err.print(
+            '  - [bridge] queue = "local": agent runs execute inside `run`, there is nothing for a worker to take. '
+            "Fix: set [bridge] queue to the PostgreSQL URL of the queue (usually the same as [bridge] state) for "
+            "`run` and every worker",
+            highlight=False, markup=False,
+        )  # fmt: skip
+        raise typer.Exit(2)
+    store = _open_store(settings)
+    _queue_ready(settings)
+    secrets.seal(secret_env_names(settings))
+    try:
+        serve(settings, store, concurrency)
+    finally:
+        secrets.unseal()
+        store.close()
+
+
+@app.command()
 def migrate(config: ConfigOption = None) -> None:
     """Bring the state store's schema up to this release (every command also does it at start)."""
     settings = _settings(config, check_secrets=False)
     store = _open_store(settings)
     done = store.upgrade
     store.close()
+    if settings.bridge.queue != "local":
+        from tracker_bridge.jobs import ensure_schema
+
+        applied = ensure_schema(settings.bridge.queue)
+        out.print(f"queue: procrastinate's schema {'applied' if applied else 'already there'}", highlight=False)
     if done.before is None:
         out.print(f"state store: created at schema revision {done.after}", highlight=False)
     elif done.changed:

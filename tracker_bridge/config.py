@@ -70,6 +70,21 @@ class BridgeConfig(_Section):
         default=True,
         description="ask the person who triggered a ticket to review its new pull request (where the host can)",
     )
+    queue: str = Field(
+        default="local",
+        description='where agent runs execute: "local" (this process\'s pool) or the PostgreSQL URL of a procrastinate '
+        "queue that `tracker-bridge worker` processes take them from",
+    )
+
+    @field_validator("queue")
+    @classmethod
+    def _queue_url(cls, value: str) -> str:
+        if value == "local" or value.split("://", 1)[0] in ("postgresql", "postgresql+psycopg", "postgres"):
+            return value
+        raise ValueError(
+            'queue must be "local" or a PostgreSQL URL (postgresql+psycopg://user@host/db, usually the state '
+            "store's own database)"
+        )
 
 
 class WebConfig(_Section):

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Unpack
+from typing import Any, Unpack
 
 import structlog
 
@@ -53,6 +53,7 @@ from tracker_bridge.conflicts import conflicting_files
 from tracker_bridge.control import ControlRow, Controls
 from tracker_bridge.failpoints import failpoint
 from tracker_bridge.gitutil import GitError
+from tracker_bridge.handoff import unbundle
 from tracker_bridge.lifecycle import Approval, Decision, Effect, PollAction, RetryPolicy, RunView, TicketView
 from tracker_bridge.models import (
     Phase,
@@ -82,6 +83,7 @@ from tracker_bridge.protocols import (
     same_name,
 )
 from tracker_bridge.routing import Route, route
+from tracker_bridge.runqueue import LocalRunQueue, RunQueue, RunSpec
 from tracker_bridge.scoring import score_ticket
 from tracker_bridge.scoring.judge import spent_on as llm_judge_spent_on
 from tracker_bridge.store import RunRow, Store, TicketRow, pr_fields, utcnow
@@ -182,9 +184,6 @@ class Engine:
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         # One loop pass at a time (cycle, tend, wait): the loop is the only writer. Worker threads never take it.
         self._loop = threading.RLock()
-        # Dollars set aside for each run under way (run id -> reservation) and what it has reported spending.
-        self._reserved: dict[int, float] = {}
-        self._streamed: dict[int, float] = {}
         self._secrets = secret_env_names(settings)
         self._last_progress: dict[int, float] = {}
         self._mirrors: dict[str, tuple[Path, float]] = {}  # repo -> (checkout for the scorer, when cloned)
@@ -199,7 +198,13 @@ class Engine:
         self._conflicts: dict[tuple[int, str | None, str | None], list[str]] = {}
         ControlRow.__table__.create(store.engine, checkfirst=True)  # type: ignore[attr-defined]
         self.controls = Controls(store)
-        recovered = store.interrupt_running()
+        # Where agent runs execute (runqueue.py): this process's pool, or `worker` processes through procrastinate.
+        self.runs: RunQueue = LocalRunQueue(self.pool, store.interrupt_running)
+        if settings.bridge.queue != "local":
+            from tracker_bridge.remote_runs import RemoteRunQueue
+
+            self.runs = RemoteRunQueue(settings, store, self._inbox.put)
+        recovered = self.runs.recover(self.active)
         if recovered:
             log.warning("engine.recovered_runs", interrupted=recovered)
 
@@ -273,6 +278,7 @@ class Engine:
         self._converge_pending(set(self.trackers))
 
     def shutdown(self) -> None:
+        self.runs.shutdown()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self._score_pool.shutdown(wait=False, cancel_futures=True)
         self._poll_pool.shutdown(wait=False, cancel_futures=True)
@@ -282,7 +288,7 @@ class Engine:
         one still scoring when time is up is written by a later pass."""
         pending = [f for _, f in self._scoring.values() if not f.done()]
         if pending:
-            wait_futures(pending, timeout=max(0.0, self._deadline - time.monotonic()))
+            _wait_done(pending, max(0.0, self._deadline - time.monotonic()))
 
     def _late(self) -> bool:
         """Past the cycle's deadline: what is left waits for the next cycle (it stays selected: nothing is lost)."""
@@ -321,7 +327,7 @@ class Engine:
                 cursor_row = self.store.cursor(name)
                 self._polls[name] = self._poll_pool.submit(tracker.poll, cursor_row.cursor if cursor_row else None)
         budget = self.settings.bridge.cycle_deadline / 2
-        wait_futures(list(self._polls.values()), timeout=max(0.0, min(budget, self._deadline - time.monotonic())))
+        _wait_done(list(self._polls.values()), max(0.0, min(budget, self._deadline - time.monotonic())))
         healthy: dict[str, str | None] = {}
         for name in self.trackers:
             future = self._polls[name]
@@ -535,7 +541,8 @@ class Engine:
         today = datetime.now(UTC).date()
         # The LLM judge's calls (when [scoring] llm is on) are paid from the same daily budget as the runs.
         spent = self.store.spent_on(today) + llm_judge_spent_on(self.settings.state_dir, today)
-        outstanding = sum(max(0.0, r - self._streamed.get(run_id, 0.0)) for run_id, r in self._reserved.items())
+        # Set aside by the runs under way (on their rows: it holds across workers and a leader's fail-over).
+        outstanding = self.store.reserved_outstanding()
         return self.settings.agent.daily_budget_usd - spent - outstanding
 
     def _dispatch(self, report: CycleReport, healthy: set[str]) -> None:
@@ -550,8 +557,8 @@ class Engine:
             view = self._view(row)
             if not lifecycle.due(view, now):
                 continue  # waiting out a retry delay
-            with self._active_lock:
-                busy = sum(1 for f in self.active.values() if not f.done())
+            # This process's pool (runs, publishing); runs on `worker` processes count against the workers' slots.
+            busy = sum(1 for t in self._active_ids() if not self.runs.elsewhere(t))
             if busy >= self.settings.bridge.max_concurrent_runs:
                 return
             if row.stage_enum is Stage.QUEUED and self._hold_for_reviews(row, view, report):
@@ -601,6 +608,8 @@ class Engine:
             log.warning("run.read_failed", ref=row.ref, error=str(exc))
             return
         ci_pr = row.pr_id if row.phase is Phase.ITERATING else None  # an iteration: its failed checks' logs
+        if not self.runs.has_room(sum(1 for t in self._active_ids() if self.runs.elsewhere(t))):
+            return  # every worker is busy: the ticket stays queued until one is free
         if row.actor is None and row.pr_id is None:
             self._note_actor(row, ticket)
         self._seen_by_the_agent(row, ticket)
@@ -647,7 +656,21 @@ class Engine:
                 log.exception("run.crashed", ref=ref)
                 self._inbox.put(RunDone(ticket_id, run_id, crash=str(exc)))
 
-        self._submit(row.id, job)
+        spec = RunSpec(
+            ticket=ticket,
+            repo=repo.name,
+            branch=row.branch,
+            feedback=row.feedback,
+            daily_budget_left_usd=budget_left,
+            approved_plan=plan.approved_plan,
+            ci_pr=ci_pr,
+        )
+        with self._active_lock:
+            self.active[ticket_id] = self.runs.submit(ticket_id, run_id, job, spec)
+
+    def _active_ids(self) -> list[int]:
+        with self._active_lock:
+            return [k for k, f in self.active.items() if not f.done()]
 
     @staticmethod
     def _with_ci_logs(plan: RunPlan, host: CodeHost, pr_id: str | None) -> RunPlan:
@@ -677,6 +700,10 @@ class Engine:
 
     def _drain(self, report: CycleReport | None) -> None:
         """Write what worker threads reported: the loop is the only writer of ticket state."""
+        try:
+            self.runs.poll()  # runs executing in `worker` processes report through the store
+        except Exception:  # the store or the queue hiccuped: the next pass reads the same rows again
+            log.exception("queue.poll_failed")
         while True:
             try:
                 message = self._inbox.get_nowait()
@@ -705,7 +732,6 @@ class Engine:
         event = p.event
         if event.usage is not None:
             u = event.usage
-            self._streamed[p.run_id] = u.cost_usd
             # Recorded as it streams: `spent_on` (and so the budget) counts it before the run ends.
             self.store.update_run(
                 p.run_id, turns=u.turns, input_tokens=u.input_tokens, output_tokens=u.output_tokens, cost_usd=u.cost_usd
@@ -719,8 +745,6 @@ class Engine:
             self._converge(row)
 
     def _on_run_done(self, done: RunDone, report: CycleReport | None) -> None:
-        self._reserved.pop(done.run_id, None)
-        self._streamed.pop(done.run_id, None)
         self._cancels.pop(done.ticket_id, None)
         row = self._row(done.ticket_id)
         if self._run_done_after_stop(row, done):
@@ -775,12 +799,15 @@ class Engine:
         workspace = Path(run.workspace)
         ticket_id, run_id, ref = row.id, run.id, row.ref
         cancel = self._cancels.setdefault(row.id, threading.Event())
+        bundle = self.store.run_bundle(run.id)  # a run executed by a worker: its commit, to push from here
 
         def job() -> None:
             effects: list[tuple[str, str]] = []
             try:
                 if cancel.is_set():
                     raise _Stopped
+                if bundle is not None and commit is not None:
+                    unbundle(host, workspace, branch, commit, bundle)
                 host.push(workspace, branch)
                 failpoint("after_push")
                 effects.append(("push", f"{branch}@{commit}"))
@@ -981,7 +1008,8 @@ class Engine:
             outcome=RunOutcome(last.outcome) if last.outcome else None,
             reason=last.reason,
             commit_sha=last.commit_sha,
-            workspace_ready=Path(last.workspace, ".git").exists(),
+            # A worker's commit comes as a bundle on the run row: publishing makes the workspace from it.
+            workspace_ready=Path(last.workspace, ".git").exists() or self.store.run_bundle(last.id) is not None,
         )
 
     def _apply(
@@ -1125,6 +1153,7 @@ class Engine:
         cancel = self._cancels.get(row.id)
         if cancel is not None:
             cancel.set()
+        self.runs.cancel(row.id)  # a run executing in a worker: the worker sees it on the run row
         log.info("run.stopped", ref=row.ref, reason=decision.reason, active=self._is_active(row.id))
         self._apply(row, decision, report)
 
@@ -1186,10 +1215,10 @@ class Engine:
             branch=row.branch,
             workspace=str(self.settings.state_dir / folder / key),
             trace_path="",
+            reserved_usd=min(budget_left, cap),
         )
         trace_path = self.settings.state_dir / "runs" / key / f"{trace_name}-{run.attempt}.jsonl"
         run = self.store.update_run(run.id, trace_path=str(trace_path))
-        self._reserved[run.id] = min(budget_left, cap)
         return backend, run, trace_path
 
     # --- the approval workflow (issue 15): plan runs, approvals, the approved plan ---------------------------------
@@ -1335,14 +1364,26 @@ class Engine:
 
     def in_flight(self) -> list[str]:
         """References of the tickets whose runs are under way."""
-        with self._active_lock:
-            ids = [k for k, f in self.active.items() if not f.done()]
-        return [self._row(i).ref for i in ids]
+        # Runs executing in `worker` processes go on without this process: a leader stopping does not wait for them.
+        return [self._row(i).ref for i in self._active_ids() if not self.runs.elsewhere(i)]
 
     def interrupt_runs(self) -> int:
         """Give up on the runs still going: recorded interrupted, so the next start resumes them as after a crash."""
         self.pool.shutdown(wait=False, cancel_futures=True)
-        return self.store.interrupt_running()
+        return self.store.interrupt_running(keep=self.runs.held_elsewhere())
+
+
+def _wait_done(futures: list[Future[Any]], timeout: float) -> None:
+    """Wait until every future is done or `timeout` passes. In slices: a future cancelled by a pool's shutdown
+    (`cancel_futures`) never wakes a `concurrent.futures.wait` already waiting on it, which would hold a daemon
+    that was asked to stop for the whole cycle deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = [f for f in futures if not f.done()]
+        left = deadline - time.monotonic()
+        if not pending or left <= 0:
+            return
+        wait_futures(pending, timeout=min(0.25, left))
 
 
 def _request_review(host: CodeHost, pr: PullRequest, reviewer: str | None, ref: str) -> list[tuple[str, str]]:

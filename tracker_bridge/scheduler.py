@@ -38,7 +38,9 @@ JOB_ID = "poll"
 CLEANUP_EVERY = 600.0  # seconds between workspace cleanups (settled tickets, failed ones past keep_workspaces)
 
 # What a restart is needed for: the store, the folders, the worker pool and the web server are made at start.
-RESTART_KEYS = (("bridge", "state"), ("bridge", "state_dir"), ("bridge", "max_concurrent_runs"), ("web", None))
+RESTART_KEYS = (
+    ("bridge", "state"), ("bridge", "state_dir"), ("bridge", "max_concurrent_runs"), ("bridge", "queue"), ("web", None)
+)
 TEND_JOB_ID = "tend"
 TEND_INTERVAL_S = 1.0
 
@@ -202,6 +204,7 @@ def apply_settings(engine: Engine, settings: Settings) -> None:
     settings.bridge.state = old.bridge.state
     settings.bridge.state_dir = old.bridge.state_dir
     settings.bridge.max_concurrent_runs = old.bridge.max_concurrent_runs
+    settings.bridge.queue = old.bridge.queue  # where runs execute is chosen at start (the engine's run queue)
     settings.web = old.web
     engine.trackers, engine.hosts = trackers, hosts  # type: ignore[assignment]
     engine.trigger = Trigger(settings.trigger.label, settings.trigger.column)

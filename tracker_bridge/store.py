@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -53,7 +54,7 @@ from tracker_bridge.schema import Upgrade
 from tracker_bridge.schema import upgrade as upgrade_schema
 
 # The head Alembic revision as a number (revision ids are "0001", "0002", ...); kept in `meta.schema_version`.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Writes to these fields record what the board already shows; every other ticket write may change it.
 _SYNC_FIELDS = frozenset({"column_applied", "comment_hash", "synced"})
@@ -163,6 +164,21 @@ class RunRow(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Dollars of today's budget set aside for this run while it is `running` (what it has not spent yet counts
+    # against the budget): on the row, so a leader that takes over counts the runs under way on workers too.
+    reserved_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    # A run executed by a `tracker-bridge worker` (issue 16; see worker.py): what the worker needs besides the
+    # configuration (`plan_json`), who executes it and until when (`holder`, `lease_until`, renewed by the worker;
+    # `claims` counts the claims and fences the result write), a stop asked for by the leader, the latest progress
+    # line, and the result (`result_json`, the JSON of the RunReport; the commit as a git bundle in `bundle`).
+    plan_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    holder: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    bundle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)  # read by run_bundle
 
     def to_model(self, tracker: str, ref: str) -> Run:
         return Run(
@@ -185,6 +201,19 @@ class RunRow(Base):
             started_at=self.started_at,
             finished_at=self.finished_at,
         )
+
+
+class WorkerRow(Base):
+    """A `tracker-bridge worker` process: its heartbeat says it is alive; the runs it holds say what it runs."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class EffectRow(Base):
@@ -434,15 +463,26 @@ class Store:
         with self.session() as s:
             return s.scalars(select(RunRow).where(RunRow.ticket_id == ticket_id).order_by(RunRow.id.desc())).first()
 
-    def interrupt_running(self) -> int:
-        """Mark runs left 'running' by a previous process as interrupted; returns how many."""
+    def interrupt_running(self, keep: Collection[int] = ()) -> int:
+        """Mark runs left 'running' by a previous process as interrupted (but those in `keep`); returns how many."""
         with self.session() as s:
-            rows = list(s.scalars(select(RunRow).where(RunRow.status == "running")))
+            rows = [r for r in s.scalars(select(RunRow).where(RunRow.status == "running")) if r.id not in keep]
             for r in rows:
                 r.status = "interrupted"
                 r.finished_at = utcnow()
                 r.reason = r.reason or "the daemon stopped during the run"
             return len(rows)
+
+    def reserved_outstanding(self) -> float:
+        """What the runs under way have set aside of today's budget and not spent yet."""
+        with self.session() as s:
+            rows = s.execute(select(RunRow.reserved_usd, RunRow.cost_usd).where(RunRow.status == "running"))
+            return sum(max(0.0, float(reserved or 0.0) - float(cost or 0.0)) for reserved, cost in rows)
+
+    def run_bundle(self, run_id: int) -> bytes | None:
+        """The commit a worker made for the run, as a git bundle (None for runs executed in the daemon)."""
+        with self.session() as s:
+            return s.scalar(select(RunRow.bundle).where(RunRow.id == run_id))
 
     def ticket_cost(self, ticket_id: int) -> float:
         with self.session() as s:

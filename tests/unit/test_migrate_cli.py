@@ -35,7 +35,7 @@ def test_migrate_upgrades_a_version_1_store(tmp_path: Path, state_url: str) -> N
     engine.dispose()
     journey = make_journey(tmp_path, state_url=state_url)
     code, output = _cli("migrate", "-c", str(journey.config))
-    assert code == 0 and "upgraded from schema revision 0001 to 0002" in output, output
+    assert code == 0 and "upgraded from schema revision 0001 to 0003" in output, output
 
 
 def test_every_command_refuses_a_store_from_a_newer_release_with_exit_2_and_the_fix(

@@ -90,12 +90,12 @@ def test_a_version_1_store_is_stamped_and_upgraded_on_either_database(state_url:
         )
     engine.dispose()
     s = Store(state_url)
-    assert (s.upgrade.before, s.upgrade.after, s.schema_version) == ("0001", "0002", 2)
+    assert (s.upgrade.before, s.upgrade.after, s.schema_version) == ("0001", "0003", 3)
     row = s.ticket("demo", "DEMO-1")
     assert row is not None and row.stage is Stage.REVIEW and row.publish_attempts == 0 and not row.synced
     assert [r.ref for r in s.tickets_following_prs()] == ["DEMO-1"]
     with s.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0002"
+        assert MigrationContext.configure(conn).get_current_revision() == "0003"
     s.close()
 
 

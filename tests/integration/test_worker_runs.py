@@ -1,0 +1,120 @@
+"""The run row as the contract between the leader and `tracker-bridge worker` processes (worker.py, remote_runs.py):
+one live claim per run, a result written only by the current claim, and the daily budget held across workers and
+across a leader's fail-over by the reservations on the run rows."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests import pg
+from tests.fakes import ScriptedAgent, make_world
+from tracker_bridge.models import Stage, Ticket
+from tracker_bridge.runqueue import RunSpec
+from tracker_bridge.store import RunRow, Store
+from tracker_bridge.worker import Executor, Heartbeat, Identity
+
+
+def _run_row(store: Store) -> int:
+    row, _ = store.get_or_create_ticket("board", "T-1", title="Fix it")
+    spec = RunSpec(ticket=Ticket(ref="T-1", tracker="board", title="Fix it"), repo="app", branch="agent/T-1")
+    run = store.start_run(row.id, backend="scripted", branch="agent/T-1", workspace="w", trace_path="t",
+                          plan_json=spec.to_json())  # fmt: skip
+    return run.id
+
+
+def test_one_live_claim_per_run_and_only_the_current_claim_writes_the_result(tmp_path: Path, state_url: str) -> None:
+    from tests.fakes import settings_for
+
+    settings = settings_for(tmp_path, state=state_url, lease_seconds=5)
+    store = Store(settings.state_url)
+    run_id = _run_row(store)
+    first, second = Executor(settings, store, Identity()), Executor(settings, store, Identity())
+
+    claimed = first._claim(run_id)
+    assert claimed is not None and claimed[1] == 1
+    assert second._claim(run_id) is None  # the first worker's lease is live: nobody else may take the run
+
+    store.update_run(run_id, lease_until=datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=1))
+    taken = second._claim(run_id)  # the first worker went silent: its lease ran out
+    assert taken is not None and taken[1] == 2
+
+    result = {"kind": "crash", "message": "x"}
+    assert not first._write_result(run_id, 1, result, None)  # the old claim's result is refused (fencing)
+    assert second._write_result(run_id, 2, result, b"bundle")
+    assert not second._write_result(run_id, 2, result, None)  # written once
+    assert first._claim(run_id) is None  # a run with its result is never claimed again
+    assert store.run_bundle(run_id) == b"bundle"
+    store.close()
+
+
+@pytest.mark.postgres
+def test_four_workers_and_a_new_leader_overspend_the_daily_budget_by_at_most_one_runs_cap(
+    tmp_path: Path, pg_server: pg.PostgresServer
+) -> None:
+    pytest.importorskip("procrastinate", reason="procrastinate is not installed")
+    url = pg_server.new_database()
+    agent = ScriptedAgent(turns=10, cost_per_turn=0.1)
+    budget, cap = 1.0, 0.4
+    w = make_world(tmp_path, agent=agent, state=url, queue=url, lease_seconds=5,
+                   agent_config={"daily_budget_usd": budget, "max_cost_usd": cap})  # fmt: skip
+    workers = [Identity() for _ in range(4)]
+    beats = [Heartbeat(w.store, w.settings, me, 1) for me in workers]
+    try:
+        for i in range(6):
+            w.tracker.add(f"T-{i}", title=f"Fix bug {i}")
+        w.engine.cycle()
+        started = w.store.all_runs()
+        assert len(started) == 3  # 0.4 + 0.4 + 0.2 set aside: nothing left of today's budget for a fourth
+
+        # The leader fails over before any worker has spent a cent: the new one counts the reservations on the
+        # rows (the old one's memory is gone) and starts nothing more.
+        w.restart()
+        w.engine.cycle()
+        assert len(w.store.all_runs()) == 3
+
+        executors = [Executor(w.settings, w.store, me, backend_factory=lambda _s: agent,  # type: ignore[arg-type,return-value]
+                              host_factory=lambda _r, _s: w.host)  # type: ignore[arg-type,return-value]
+                     for me in workers]  # fmt: skip
+        pairs = zip(executors[:3], started, strict=True)  # three runs on three of the four workers
+        threads = [threading.Thread(target=ex.execute, args=(run.id,)) for ex, run in pairs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        deadline = time.monotonic() + 30
+        while any(r.status == "running" for r in w.store.all_runs()):
+            assert time.monotonic() < deadline, "the leader never took the workers' results"
+            w.engine.tend()
+            time.sleep(0.1)
+        for _ in range(2):
+            w.engine.cycle()
+            w.engine.wait()
+
+        runs: list[RunRow] = w.store.all_runs()
+        spent = w.store.spent_on(datetime.now(UTC).date())
+        assert len(runs) == 3 and all(r.status == "finished" for r in runs)
+        assert budget - 1e-9 <= spent <= budget + cap + 1e-9, spent
+        waiting = [r for r in w.store.tickets() if r.stage is Stage.QUEUED]
+        assert waiting and all("daily budget" in r.reason for r in waiting)
+    finally:
+        for beat in beats:
+            beat.stop()
+        w.engine.shutdown()
+        w.store.close()
+
+
+def test_worker_refuses_a_local_queue_and_a_bad_queue_url_names_the_key(tmp_path: Path) -> None:
+    from tests.journey_helpers import make_journey
+
+    journey = make_journey(tmp_path)
+    result = journey.cli("worker")
+    assert result.exit_code == 2 and '[bridge] queue = "local"' in result.output, result.output
+    text = journey.config.read_text()
+    journey.config.write_text(text.replace("max_concurrent_runs = 2", 'max_concurrent_runs = 2\nqueue = "redis://x"'))
+    result = journey.cli("run", "--once")
+    assert result.exit_code == 2 and "queue" in result.output and "PostgreSQL URL" in result.output, result.output
