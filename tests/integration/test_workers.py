@@ -87,9 +87,9 @@ def assert_one_of_each(journey: Journey, keys: list[str]) -> None:
 def test_workers_take_the_runs_and_a_killed_worker_or_leader_makes_nothing_twice(
     tmp_path: Path, pg_server: pg.PostgresServer, procs: list[Proc]
 ) -> None:
-    keys = [f"DEMO-{i}" for i in range(1, 7)]
+    keys = [f"DEMO-{i}" for i in range(1, 21)]  # the board of 20 triggered tickets
     journey = worker_journey(tmp_path, pg_server, keys, slow_agent(tmp_path, 1.0))
-    workers = [Proc(journey, "worker-a", "worker"), Proc(journey, "worker-b", "worker")]
+    workers = [Proc(journey, f"worker-{n}", "worker", "--concurrency", "2") for n in "ab"]
     procs.append(Proc(journey, "run-a", "run", "--standby"))
     until(lambda: "lease.acquired" in procs[0].output, 60, "the first replica to lead")
     procs.append(Proc(journey, "run-b", "run", "--standby"))
@@ -107,7 +107,7 @@ def test_workers_take_the_runs_and_a_killed_worker_or_leader_makes_nothing_twice
     until(lambda: "lease.acquired" in standby.output, 30, "the standby to take over")
     until(lambda: "queue.adopted_runs" in standby.output, 30, "the new leader to adopt the runs on the workers")
 
-    until(lambda: all(journey.column(k) == "In Review" for k in keys), 120, "every ticket to reach review")
+    until(lambda: all(journey.column(k) == "In Review" for k in keys), 240, "every ticket to reach review")
     time.sleep(1.5)  # a few more cycles: nothing may be made twice afterwards either
     assert_one_of_each(journey, keys)
     assert "took_over=True" in survivor.output, survivor.output  # the killed worker's run, claimed a second time
