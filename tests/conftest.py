@@ -7,6 +7,7 @@ import pytest
 
 from tests import pg
 from tests.journey_helpers import Journey, make_journey
+from tests.processes import Proc
 
 
 @pytest.fixture(autouse=True)
@@ -46,3 +47,12 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'state.db'}"
     server: pg.PostgresServer = request.getfixturevalue("pg_server")
     return server.new_database()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """The `tracker-bridge` processes a test starts (tests/processes.py), killed when it ends."""
+    started: list[Proc] = []
+    yield started
+    for p in started:
+        p.kill()

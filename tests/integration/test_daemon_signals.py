@@ -9,12 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.journey_helpers import Journey, make_journey
+from tests.processes import Proc, until
 from tracker_bridge.lease import Lease
 from tracker_bridge.store import Store
 
@@ -37,49 +37,6 @@ def journey(tmp_path: Path) -> Journey:
     )
     j.config.write_text(text.replace("timeout = 300", 'timeout = 300\nsandbox = "none"\nallow_unsandboxed = true'))
     return j
-
-
-class Proc:
-    def __init__(self, journey: Journey, *args: str) -> None:
-        self.log = journey.root / f"daemon-{time.monotonic_ns()}.log"
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "tracker_bridge.cli", "run", *args, "-c", str(journey.config)],
-            cwd=journey.root,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    @property
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def signal(self, signum: int) -> None:
-        self.popen.send_signal(signum)
-
-    def wait(self, timeout: float) -> int:
-        return self.popen.wait(timeout=timeout)
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait()
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for p in started:
-        p.kill()
-
-
-def until(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def agent_pid(journey: Journey) -> int:
@@ -111,7 +68,7 @@ def last_run_status(journey: Journey) -> str:
 def test_sigterm_waits_up_to_the_grace_then_interrupts_the_run_and_exits_0(
     journey: Journey, procs: list[Proc]
 ) -> None:
-    daemon = Proc(journey)
+    daemon = Proc(journey, "run")
     procs.append(daemon)
     agent = agent_pid(journey)
     daemon.signal(signal.SIGTERM)
@@ -130,7 +87,7 @@ def test_sigterm_waits_up_to_the_grace_then_interrupts_the_run_and_exits_0(
 
 def test_a_second_signal_exits_at_once_without_a_traceback(journey: Journey, procs: list[Proc]) -> None:
     journey.config.write_text(journey.config.read_text().replace(f"shutdown_grace = {GRACE}", "shutdown_grace = 60"))
-    daemon = Proc(journey)
+    daemon = Proc(journey, "run")
     procs.append(daemon)
     agent = agent_pid(journey)
     daemon.signal(signal.SIGTERM)
@@ -144,7 +101,7 @@ def test_a_second_signal_exits_at_once_without_a_traceback(journey: Journey, pro
 def test_a_second_daemon_is_refused_and_a_standby_takes_over_a_dead_holder(
     journey: Journey, procs: list[Proc]
 ) -> None:
-    holder = Proc(journey)
+    holder = Proc(journey, "run")
     procs.append(holder)
     agent_pid(journey)
     assert journey.column("DEMO-1") == "In Progress"
@@ -163,7 +120,7 @@ def test_a_second_daemon_is_refused_and_a_standby_takes_over_a_dead_holder(
     # The live run was left alone: not marked interrupted, not started a second time.
     assert last_run_status(journey) == "running" and journey.column("DEMO-1") == "In Progress"
 
-    standby = Proc(journey, "--standby")
+    standby = Proc(journey, "run", "--standby")
     procs.append(standby)
     until(lambda: "lease.standby" in standby.output, 20, "the standby to wait")
     assert standby.popen.poll() is None
@@ -180,7 +137,7 @@ def test_a_second_daemon_is_refused_and_a_standby_takes_over_a_dead_holder(
 def test_sighup_reloads_the_configuration_and_a_broken_file_keeps_the_last_good_one(
     journey: Journey, procs: list[Proc]
 ) -> None:
-    daemon = Proc(journey)
+    daemon = Proc(journey, "run")
     procs.append(daemon)
     until(lambda: "daemon.started" in daemon.output, 30, "the daemon to start")
     good = journey.config.read_text()

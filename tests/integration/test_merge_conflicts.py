@@ -38,10 +38,10 @@ pathlib.Path("FEEDBACK_SEEN.txt").write_text(feedback + "\n", encoding="utf-8")
 """
 
 
-def push_to_main(tmp_path: Path, world: World, files: dict[str, str]) -> str:
-    """A person's push to `main` (a clone of the simulator's bare repository, a commit, a push)."""
+def push_to_main(tmp_path: Path, bare: Path, files: dict[str, str]) -> str:
+    """A person's push to `main` (a clone of the bare repository behind the simulator, a commit, a push)."""
     clone = tmp_path / "person"
-    git(tmp_path, "clone", "-q", str(world.repo.bare), str(clone))
+    git(tmp_path, "clone", "-q", str(bare), str(clone))
     for name, text in files.items():
         (clone / name).write_text(text)
     git(clone, "commit", "-q", "-am", "upstream change")
@@ -62,7 +62,7 @@ def test_a_pull_request_whose_base_moved_is_merged_and_resolved_by_an_iteration(
     # simulator checks the request against GitHub's description and its collaborator rule).
     assert pr.requested_reviewers == ["alice"]
 
-    base = push_to_main(tmp_path, world, {"calc.py": "def add(a, b):\n    return b + a  # fixed upstream\n"})
+    base = push_to_main(tmp_path, world.repo.bare, {"calc.py": "def add(a, b):\n    return b + a  # fixed upstream\n"})
     assert world.gh.render.pull(pr)["mergeable_state"] == "dirty"
     daemon.cycle()
 
@@ -101,18 +101,6 @@ def gitlab_in_review(daemon: GitLabDaemon) -> tuple[GitLabIssue, MergeRequest, s
     return issue, mr, head
 
 
-def gitlab_push_to_main(tmp_path: Path, daemon: GitLabDaemon, files: dict[str, str]) -> str:
-    """A person's push to the merge request's target branch `main` (a clone of the bare repository behind the
-    simulator's git server, a commit, a push)."""
-    clone = tmp_path / "person"
-    git(tmp_path, "clone", "-q", str(daemon.git.repo_path("acme/shop")), str(clone))
-    for name, text in files.items():
-        (clone / name).write_text(text)
-    git(clone, "commit", "-q", "-am", "upstream change")
-    git(clone, "push", "-q", "origin", "main")
-    return git(clone, "rev-parse", "HEAD")
-
-
 def test_gitlab_a_conflicting_merge_request_with_no_iteration_left_goes_to_needs_human_naming_the_files(
     tmp_path: Path, daemon: GitLabDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,7 +111,7 @@ def test_gitlab_a_conflicting_merge_request_with_no_iteration_left_goes_to_needs
     daemon.cycle()  # nothing to do while it merges
     assert list_of(issue) == "workflow::In Review"
 
-    gitlab_push_to_main(tmp_path, daemon, UPSTREAM_CALC)
+    push_to_main(tmp_path, daemon.git.repo_path("acme/shop"), UPSTREAM_CALC)
     assert sim.conflicts(p, mr.target_branch, mr.source_branch)  # GitLab would say `has_conflicts: true`
     daemon.cycle()
 
@@ -148,7 +136,7 @@ def test_gitlab_a_conflicting_merge_request_is_merged_and_resolved_by_an_iterati
     sim, p = world.sim, world.project
     issue, mr, head = gitlab_in_review(daemon)
 
-    base = gitlab_push_to_main(tmp_path, daemon, UPSTREAM_CALC)
+    base = push_to_main(tmp_path, daemon.git.repo_path("acme/shop"), UPSTREAM_CALC)
     assert sim.conflicts(p, mr.target_branch, mr.source_branch)
     daemon.cycle()
 

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_daemon_signals import GRACE, SLOW_AGENT, Proc, agent_pid, alive, procs, until
+from tests.integration.test_daemon_signals import GRACE, SLOW_AGENT, agent_pid, alive
 from tests.journey_helpers import Journey, make_journey
+from tests.processes import Proc, until
 from tracker_bridge.demo import GOOD_TICKET, make_stand_in_agent
 from tracker_bridge.store import Store
-
-__all__ = ["procs"]  # the fixture, imported so pytest finds it here
 
 POLL = 0.5
 
@@ -69,7 +68,7 @@ def stage(journey: Journey) -> str:
 
 
 def _stopped_by_a_person(journey: Journey, procs: list[Proc], change: str, column: str, words: str) -> None:
-    daemon = Proc(journey)
+    daemon = Proc(journey, "run")
     procs.append(daemon)
     agent = agent_pid(journey)
     assert journey.column("DEMO-1") == "In Progress"
@@ -112,7 +111,7 @@ def test_stop_and_retry_from_a_second_shell(tmp_path: Path, procs: list[Proc]) -
     j = make_journey(tmp_path, tickets={"DEMO-1": GOOD_TICKET},
                      agent_command=f"{sys.executable} {agent} {tmp_path / 'agent.pid'} {fix}")  # fmt: skip
     _config(j)
-    daemon = Proc(j)
+    daemon = Proc(j, "run")
     procs.append(daemon)
     first = agent_pid(j)
     stop = cli(j, "stop", "DEMO-1")
@@ -139,7 +138,7 @@ def test_a_silent_agent_is_killed_at_stall_timeout_and_retried(tmp_path: Path, p
     pids = tmp_path / "pids"
     j = make_journey(tmp_path, tickets={"DEMO-1": GOOD_TICKET}, agent_command=f"{sys.executable} {agent} {pids}")
     _config(j, extra_agent="stall_timeout = 1\nmax_attempts = 2")
-    daemon = Proc(j)
+    daemon = Proc(j, "run")
     procs.append(daemon)
     until(lambda: stage(j) == "failed", 60, "both attempts to stall")
     started = [int(p) for p in pids.read_text().split()]
@@ -165,7 +164,7 @@ def test_sigterm_during_a_run_then_a_restart_ends_with_one_branch_and_one_pull_r
     j = make_journey(tmp_path, tickets={"DEMO-1": GOOD_TICKET},
                      agent_command=f"{sys.executable} {agent} {tmp_path / 'agent.pid'} {fix}")  # fmt: skip
     _config(j)
-    daemon = Proc(j)
+    daemon = Proc(j, "run")
     procs.append(daemon)
     first = agent_pid(j)
     daemon.signal(signal.SIGTERM)
@@ -173,7 +172,7 @@ def test_sigterm_during_a_run_then_a_restart_ends_with_one_branch_and_one_pull_r
     assert daemon.wait(timeout=GRACE + 5) == 0, daemon.output
     assert time.monotonic() - started <= GRACE + 5
     until(lambda: not alive(first), 5, "the agent to die with the daemon")
-    again = Proc(j)
+    again = Proc(j, "run")
     procs.append(again)
     until(lambda: j.column("DEMO-1") == "In Review", 60, "the resumed run to reach review")
     assert len(j.agent_branches()) == 1 and len(j.pull_requests()) == 1

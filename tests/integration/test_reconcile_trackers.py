@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent_fixtures import make_repo
-from tests.integration.test_daemon_signals import SLOW_AGENT, alive, until
+from tests.integration.test_daemon_signals import SLOW_AGENT, alive
 from tests.journey_helpers import (
     CALC_TICKET,
     CALC_TITLE,
@@ -22,6 +22,7 @@ from tests.journey_helpers import (
     write_hosted_config,
     write_service_config,
 )
+from tests.processes import until
 from tests.sims.git_http import GitHttpServer
 from tests.sims.gitlab import BOT_TOKEN, GitLabSim, Issue, World, make_world
 from tests.sims.linear import LinearSim, Workspace, seed

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import pg
-from tests.journey_helpers import Journey, make_journey
+from tests.journey_helpers import make_journey
+from tests.processes import Proc, until
 from tracker_bridge.demo import GOOD_TICKET, SLUG_FIXED, STAND_IN_AGENT
 
 KEYS = [f"DEMO-{i}" for i in range(1, 7)]
@@ -23,43 +22,10 @@ KEYS = [f"DEMO-{i}" for i in range(1, 7)]
 SLOW_FIX = "import time\ntime.sleep(1.5)\n" + STAND_IN_AGENT.format(fixed=SLUG_FIXED)
 
 
-class Replica:
-    def __init__(self, journey: Journey, name: str) -> None:
-        self.log = journey.root / f"replica-{name}.log"
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "tracker_bridge.cli", "run", "--standby", "-c", str(journey.config)],
-            cwd=journey.root, stdout=self.log.open("w"), stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-
-    @property
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait()
-
-
-@pytest.fixture
-def replicas() -> Iterator[list[Replica]]:
-    started: list[Replica] = []
-    yield started
-    for r in started:
-        r.stop()
-
-
-def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_a_standby_replica_takes_over_a_killed_leader_and_finishes_the_board_once(
-    tmp_path: Path, pg_server: pg.PostgresServer, replicas: list[Replica]
+    tmp_path: Path, pg_server: pg.PostgresServer, procs: list[Proc]
 ) -> None:
     agent = tmp_path / "slow_fix.py"
     agent.write_text(SLOW_FIX)
@@ -71,11 +37,11 @@ def test_a_standby_replica_takes_over_a_killed_leader_and_finishes_the_board_onc
     unconfined = 'timeout = 300\nsandbox = "none"\nallow_unsandboxed = true'  # the test's own agent: no sandbox
     journey.config.write_text(text.replace("timeout = 300", unconfined))
 
-    replicas.extend([Replica(journey, "a"), Replica(journey, "b")])
-    until(lambda: sum("lease.acquired" in r.output for r in replicas) == 1, 60, "one replica to lead")
-    until(lambda: any("lease.standby" in r.output for r in replicas), 60, "the other to stand by")
-    leader = next(r for r in replicas if "lease.acquired" in r.output)
-    standby = next(r for r in replicas if r is not leader)
+    procs.extend([Proc(journey, "run", "--standby", name=f"replica-{n}") for n in "ab"])
+    until(lambda: sum("lease.acquired" in r.output for r in procs) == 1, 60, "one replica to lead")
+    until(lambda: any("lease.standby" in r.output for r in procs), 60, "the other to stand by")
+    leader = next(r for r in procs if "lease.acquired" in r.output)
+    standby = next(r for r in procs if r is not leader)
     assert "run.start" not in standby.output  # a standby does nothing but wait
 
     # Mid-board: some runs under way, not every ticket done yet.

@@ -5,55 +5,18 @@ the leader in the middle loses no run and makes nothing twice (see docs/scaling.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import pg
 from tests.journey_helpers import Journey, make_journey
+from tests.processes import Proc, until
 from tracker_bridge.demo import GOOD_TICKET, SLUG_FIXED, STAND_IN_AGENT
 
 pytest.importorskip("procrastinate", reason="procrastinate is not installed: pip install 'tracker-bridge[postgres]'")
-
-
-class Proc:
-    """A `tracker-bridge` command as a real process, its output in a log file."""
-
-    def __init__(self, journey: Journey, name: str, *args: str) -> None:
-        self.name = name
-        self.log = journey.root / f"{name}.log"
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "tracker_bridge.cli", *args, "-c", str(journey.config)],
-            cwd=journey.root, stdout=self.log.open("w"), stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-
-    @property
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait()
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for p in started:
-        p.kill()
-
-
-def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def slow_agent(tmp_path: Path, seconds: float) -> str:
@@ -89,10 +52,10 @@ def test_workers_take_the_runs_and_a_killed_worker_or_leader_makes_nothing_twice
 ) -> None:
     keys = [f"DEMO-{i}" for i in range(1, 21)]  # the issue's board of 20 triggered tickets
     journey = worker_journey(tmp_path, pg_server, keys, slow_agent(tmp_path, 1.0))
-    workers = [Proc(journey, f"worker-{n}", "worker", "--concurrency", "2") for n in "ab"]
-    procs.append(Proc(journey, "run-a", "run", "--standby"))
+    workers = [Proc(journey, "worker", "--concurrency", "2", name=f"worker-{n}") for n in "ab"]
+    procs.append(Proc(journey, "run", "--standby", name="run-a"))
     until(lambda: "lease.acquired" in procs[0].output, 60, "the first replica to lead")
-    procs.append(Proc(journey, "run-b", "run", "--standby"))
+    procs.append(Proc(journey, "run", "--standby", name="run-b"))
     procs.extend(workers)
     leader, standby = procs[0], procs[1]
 
@@ -126,7 +89,7 @@ def test_stop_reaches_a_run_executing_on_a_worker_within_one_poll_interval(
 ) -> None:
     poll_interval = 3.0
     journey = worker_journey(tmp_path, pg_server, ["DEMO-1"], slow_agent(tmp_path, 60), poll_interval)
-    procs.extend([Proc(journey, "run", "run"), Proc(journey, "worker", "worker")])
+    procs.extend([Proc(journey, "run", name="run"), Proc(journey, "worker", name="worker")])
     worker = procs[1]
     until(lambda: "worker.run_start" in worker.output, 60, "the worker to start the run")
     time.sleep(0.5)  # the agent is under way
