@@ -602,14 +602,14 @@ class Engine:
         if decision.phase is Phase.PLANNING:
             self._start_plan_run(row, decision, budget_left, report)
             return
+        if not self.runs.has_room(sum(1 for t in self._active_ids() if self.runs.elsewhere(t))):
+            return  # every worker is busy: the ticket stays queued until one is free (and its ticket is not read)
         try:
             ticket = self.trackers[row.tracker].get_ticket(row.ref)
         except TrackerError as exc:
             log.warning("run.read_failed", ref=row.ref, error=str(exc))
             return
         ci_pr = row.pr_id if row.phase is Phase.ITERATING else None  # an iteration: its failed checks' logs
-        if not self.runs.has_room(sum(1 for t in self._active_ids() if self.runs.elsewhere(t))):
-            return  # every worker is busy: the ticket stays queued until one is free
         if row.actor is None and row.pr_id is None:
             self._note_actor(row, ticket)
         self._seen_by_the_agent(row, ticket)
