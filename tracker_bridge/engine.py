@@ -1251,6 +1251,7 @@ class Engine:
             feedback=[],
             daily_budget_left_usd=budget_left,
         )
+        self._cancels[row.id] = plan.cancel  # a stop reaches a plan run as it reaches an agent run
         host = self.hosts[repo.name]
         ticket_id, run_id = row.id, run.id
 

@@ -3,6 +3,7 @@ waits for a person's approval, and runs once with the plan in its prompt; approv
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,3 +140,29 @@ def test_the_daily_budget_holds_back_a_plan_run_too(tmp_path: Path) -> None:
     row = w.row("T-2")
     assert row.stage is Stage.RUNNING and row.phase is Phase.PLANNING and "daily budget" in row.reason
     assert len(w.agent.requests) == 1
+
+
+@dataclass
+class SlowPlanner(ScriptedAgent):
+    """A plan run that works until the engine tells it to stop (as real backends watch `request.cancel`)."""
+
+    def run(self, request: AgentRequest, on_event: Callable[[AgentEvent], None]) -> AgentResult:
+        self.requests.append(request)
+        stopped = request.cancel.wait(timeout=10)
+        outcome = RunOutcome.CANCELLED if stopped else RunOutcome.SUCCEEDED
+        return AgentResult(outcome, RunUsage(), reason="the run was cancelled" if stopped else "")
+
+
+def test_a_removed_trigger_label_stops_the_plan_run_too(tmp_path: Path) -> None:
+    w = make_world(tmp_path, agent=SlowPlanner(), scorer=mid_score)
+    w.tracker.add("T-1")
+    w.engine.cycle()
+    deadline = time.monotonic() + 10
+    while not w.agent.requests and time.monotonic() < deadline:  # the workspace is cloned first
+        time.sleep(0.02)
+    assert w.agent.requests and w.row("T-1").phase is Phase.PLANNING
+    w.tracker.remove_label("T-1", "agent-ready")
+    w.engine.cycle()
+    assert w.agent.requests[0].cancel.is_set(), "the plan run was not told to stop"
+    w.engine.wait()
+    assert w.stage("T-1") == "cancelled" and "removed the label" in w.tracker.comments["T-1"]

@@ -188,6 +188,27 @@ def _remaining(request: AgentRequest, used: RunUsage, elapsed: float) -> AgentRe
     )
 
 
+def agent_request(plan: RunPlan, work: Path, prompt: str, settings: Settings, *, max_cost_usd: float) -> AgentRequest:
+    """What the backend is asked to do for `plan` in the agent's clone `work`: the `[agent]` limits, the run's own
+    cost cap, and the plan's cancel switch (the engine's stop) for runs and plan runs alike."""
+    agent = settings.agent
+    return AgentRequest(
+        ticket=plan.ticket,
+        workspace=work,
+        prompt=prompt,
+        branch=plan.branch,
+        test_command=plan.repo.test_command,
+        trace_path=plan.trace_path,
+        max_turns=agent.max_turns,
+        max_cost_usd=max_cost_usd,
+        timeout_s=agent.timeout,
+        max_tokens=agent.max_tokens,
+        daily_budget_left_usd=plan.daily_budget_left_usd,
+        cancel=plan.cancel,
+        stall_timeout_s=agent.stall_timeout,
+    )
+
+
 def execute_run(
     plan: RunPlan,
     *,
@@ -244,21 +265,7 @@ def execute_run(
     prompt = build_prompt(
         plan.ticket, work, plan.repo.test_command, template=template, feedback=feedback, plan=plan.approved_plan
     )
-    request = AgentRequest(
-        ticket=plan.ticket,
-        workspace=work,
-        prompt=prompt,
-        branch=plan.branch,
-        test_command=plan.repo.test_command,
-        trace_path=plan.trace_path,
-        max_turns=agent.max_turns,
-        max_cost_usd=agent.max_cost_usd,
-        timeout_s=agent.timeout,
-        max_tokens=agent.max_tokens,
-        daily_budget_left_usd=plan.daily_budget_left_usd,
-        cancel=plan.cancel,
-        stall_timeout_s=agent.stall_timeout,
-    )
+    request = agent_request(plan, work, prompt, settings, max_cost_usd=agent.max_cost_usd)
     title = f"{plan.ticket.ref}: {plan.ticket.title}"
     clock = CapMeter.for_request(request)  # only its clock: the wall time a retry still has
     usage = RunUsage()

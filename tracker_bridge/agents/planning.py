@@ -16,12 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from tracker_bridge.agents.handover import agent_workspace, make_agent_workspace
-from tracker_bridge.agents.pipeline import RunPlan, RunReport, prepare_workspace
+from tracker_bridge.agents.pipeline import RunPlan, RunReport, agent_request, prepare_workspace
 from tracker_bridge.agents.prompt import build_prompt, sanitize
 from tracker_bridge.agents.trace import TraceWriter
 from tracker_bridge.config import Settings
 from tracker_bridge.models import RunOutcome
-from tracker_bridge.protocols import AgentBackend, AgentEvent, AgentRequest, CodeHost
+from tracker_bridge.protocols import AgentBackend, AgentEvent, CodeHost
 
 PLAN_FILE = "PLAN.md"
 MAX_PLAN = 6000  # characters of plan kept for the status comment and the run's prompt
@@ -58,19 +58,7 @@ def execute_plan(
         make_agent_workspace(plan.workspace, work, plan.branch)
         trace.write("workspace", path=str(work), branch=plan.branch, read_only=True)
         prompt = build_prompt(plan.ticket, work, plan.repo.test_command, template=plan_template())
-        request = AgentRequest(
-            ticket=plan.ticket,
-            workspace=work,
-            prompt=prompt,
-            branch=plan.branch,
-            test_command=plan.repo.test_command,
-            trace_path=plan.trace_path,
-            max_turns=settings.agent.max_turns,
-            max_cost_usd=settings.scoring.plan_max_cost_usd,
-            timeout_s=settings.agent.timeout,
-            max_tokens=settings.agent.max_tokens,
-            daily_budget_left_usd=plan.daily_budget_left_usd,
-        )
+        request = agent_request(plan, work, prompt, settings, max_cost_usd=settings.scoring.plan_max_cost_usd)
         result = backend.run(request, on_event)
         text = read_plan(work, result.summary)
         trace.write("plan", outcome=result.outcome.value, reason=result.reason, chars=len(text))
