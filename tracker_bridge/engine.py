@@ -529,7 +529,7 @@ class Engine:
             self._apply(row, lifecycle.trigger_removed(), report)
             return
         why = lifecycle.left_the_agent(
-            ticket, self.trigger, row.trigger_via, row.column_applied, self._agent_columns()
+            ticket, self.trigger, row.trigger_via, row.column_applied, self._agent_columns(), self.settings.stages.done
         )
         if why is not None:
             self._apply(row, lifecycle.stopped(why, running=False), report)
@@ -1142,7 +1142,7 @@ class Engine:
                     return
                 ticket = None  # the tracker says it is gone
         why = lifecycle.left_the_agent(
-            ticket, self.trigger, row.trigger_via, row.column_applied, self._agent_columns()
+            ticket, self.trigger, row.trigger_via, row.column_applied, self._agent_columns(), self.settings.stages.done
         )
         if why is not None:
             self._stop(row, lifecycle.stopped(why, running=True), report)
@@ -1314,6 +1314,12 @@ class Engine:
             ticket = tracker.get_ticket(row.ref)
         except TrackerError as exc:
             log.warning("approval.read_failed", ref=row.ref, error=str(exc))
+            return
+        why = lifecycle.left_the_agent(
+            ticket, self.trigger, row.trigger_via, row.column_applied, self._agent_columns(), self.settings.stages.done
+        )
+        if why is not None:  # closed, or its card moved to Done, while the plan waited for a person
+            self._apply(row, lifecycle.stopped(why, running=False), report)
             return
         plan_run = self.store.last_run(row.id)
         approvals = self._approvals(tracker, ticket, plan_run.id if plan_run else 0)

@@ -655,13 +655,21 @@ TRANSIENT_OUTCOMES = frozenset({RunOutcome.API_ERROR, RunOutcome.STALLED})
 
 
 def left_the_agent(
-    ticket: Ticket | None, trigger: Trigger, via: str | None, column_applied: str | None, agent_columns: Sequence[str]
+    ticket: Ticket | None,
+    trigger: Trigger,
+    via: str | None,
+    column_applied: str | None,
+    agent_columns: Sequence[str],
+    done_column: str | None = None,
 ) -> str | None:
-    """Why a ticket at work (queued or running) must stop because a person took it away, or None.
+    """Why a ticket at work (queued, planning, running or awaiting approval) must stop because a person took it
+    away, or None.
 
     `ticket` is None when the tracker says it no longer exists. A column counts only once the daemon has put the
     card somewhere (`column_applied`) and the card is now elsewhere, outside the agent's columns (trigger, queued,
-    running): the daemon's own move in flight is no person's decision.
+    running): the daemon's own move in flight is no person's decision. A label-triggered card the daemon has not
+    placed (a plan being written leaves it where it is) could sit in any column, so only one move says "stop"
+    there: to the `done_column`.
     """
     if ticket is None:
         return "a person deleted the ticket"
@@ -671,6 +679,8 @@ def left_the_agent(
         return f"a person removed the label {trigger.label!r}"
     if via == "column" and column_applied is None and not trigger.in_column(ticket.column):
         return f"a person moved the card out of {trigger.column!r} to {ticket.column!r}"
+    if column_applied is None and done_column is not None and same_name(ticket.column or "", done_column):
+        return f"a person moved the card to {ticket.column!r}"
     moved = ticket.column is not None and column_applied is not None and not same_name(ticket.column, column_applied)
     if moved and not any(same_name(ticket.column, c) for c in agent_columns):
         return f"a person moved the card to {ticket.column!r}"

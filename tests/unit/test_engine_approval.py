@@ -166,3 +166,35 @@ def test_a_removed_trigger_label_stops_the_plan_run_too(tmp_path: Path) -> None:
     assert w.agent.requests[0].cancel.is_set(), "the plan run was not told to stop"
     w.engine.wait()
     assert w.stage("T-1") == "cancelled" and "removed the label" in w.tracker.comments["T-1"]
+
+
+def test_a_card_moved_to_done_stops_the_plan_run(tmp_path: Path) -> None:
+    """A plan leaves the card where it was, so no column was applied: the move to Done still says "stop"."""
+    w = make_world(tmp_path, agent=SlowPlanner(), scorer=mid_score)
+    w.tracker.add("T-1")
+    w.engine.cycle()
+    deadline = time.monotonic() + 10
+    while not w.agent.requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert w.agent.requests and w.row("T-1").phase is Phase.PLANNING
+    w.tracker.move("T-1", "Done")
+    w.engine.cycle()
+    assert w.agent.requests[0].cancel.is_set(), "the plan run was not told to stop"
+    w.engine.wait()
+    assert w.stage("T-1") == "cancelled"
+    assert "a person moved the card to 'Done'" in w.tracker.comments["T-1"]
+    assert w.tracker.columns["T-1"] == "Done"  # the card stays where the person put it
+
+
+@pytest.mark.parametrize("how", ["moved to Done", "closed"])
+def test_a_plan_awaiting_approval_is_withdrawn_when_the_ticket_is_finished(tmp_path: Path, how: str) -> None:
+    w = planned_world(tmp_path)
+    if how == "closed":
+        w.tracker.tickets["T-1"] = w.tracker.tickets["T-1"].model_copy(update={"closed": True})
+    else:
+        w.tracker.move("T-1", "Done")
+    w.tracker.add_label("T-1", "agent-approved")  # too late: the approval must not start the run
+    w.step()
+    assert w.stage("T-1") == "cancelled", w.row("T-1").reason
+    assert len(w.agent.requests) == 1  # the plan run only
+    assert w.host.pushed == {}

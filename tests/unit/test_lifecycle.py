@@ -430,6 +430,22 @@ def test_left_the_agent(
     assert lifecycle.left_the_agent(t, TRIGGER, via, applied, AGENT_COLUMNS) == expected
 
 
+@pytest.mark.parametrize(
+    ("column", "applied", "expected"),
+    [
+        ("Done", None, "a person moved the card to 'Done'"),  # a plan under way: the daemon placed nothing
+        (" done", None, "a person moved the card to ' done'"),
+        ("Backlog", None, None),  # a label-triggered card may sit anywhere while its plan is written
+        ("Needs Refinement", None, None),  # e.g. declined before, improved and re-labelled: not a stop
+    ],
+)
+def test_a_card_the_daemon_did_not_place_leaves_the_agent_only_for_done(
+    column: str, applied: str | None, expected: str | None
+) -> None:
+    t = ticket(("agent-ready",), column)
+    assert lifecycle.left_the_agent(t, TRIGGER, "label", applied, AGENT_COLUMNS, "Done") == expected
+
+
 def test_a_deleted_ticket_has_left_the_agent() -> None:
     assert lifecycle.left_the_agent(None, TRIGGER, "label", "In Progress", AGENT_COLUMNS) == (
         "a person deleted the ticket"
