@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from tests import pg
 from tests.journey_helpers import Journey, make_journey
 from tests.processes import Proc, until
+from tracker_bridge import jobs
 from tracker_bridge.demo import GOOD_TICKET, SLUG_FIXED, STAND_IN_AGENT
 
 pytest.importorskip("procrastinate", reason="procrastinate is not installed: pip install 'tracker-bridge[postgres]'")
@@ -36,6 +38,10 @@ def worker_journey(tmp_path: Path, pg_server: pg.PostgresServer, keys: list[str]
     unconfined = 'timeout = 300\nsandbox = "none"\nallow_unsandboxed = true'  # the test's own agent: no sandbox
     journey.config.write_text(text.replace("timeout = 300", unconfined))
     return journey
+
+
+def queue_url(journey: Journey) -> str:
+    return str(tomllib.loads(journey.config.read_text())["bridge"]["queue"])
 
 
 def assert_one_of_each(journey: Journey, keys: list[str]) -> None:
@@ -77,6 +83,13 @@ def test_workers_take_the_runs_and_a_killed_worker_or_leader_makes_nothing_twice
     # Every run executed on a worker, once: the killed worker's run was finished by the survivor, no other twice.
     finished = [line for w in workers for line in w.output.splitlines() if "worker.run_finished" in line]
     assert len(finished) == len(keys) and all(sum(f"ref={k} " in f for f in finished) == 1 for k in keys), finished
+    import psycopg  # with procrastinate (the postgres extra)
+
+    # The killed worker's job is closed, not left `doing` in procrastinate's table for ever.
+    assert "queue.stale_job_closed" in standby.output + leader.output
+    with psycopg.connect(jobs.conninfo(queue_url(journey))) as conn:
+        doing = conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'").fetchone()
+    assert doing == (0,), doing
     for p in (standby, survivor):
         p.popen.send_signal(signal.SIGTERM)
         assert p.popen.wait(timeout=30) == 0, p.output
