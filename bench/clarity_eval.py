@@ -1,6 +1,6 @@
 """How well the scorer tells issues experts rated clear from vague ones, and what the decline policy does to each.
 
-    python bench/clarity_eval.py --data bench/data/clarity-dev.jsonl [--threshold T] [--llm]
+    python bench/clarity_eval.py --data bench/data/clarity-dev.jsonl [--threshold T] [--clarity-share S] [--llm]
 
 Each row's problem_statement is scored text-only (title = first line). "Vague" is underspecified >= 2. The last line
 printed is exactly
@@ -34,10 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--llm", action="store_true", help="blend in the LLM judge when its API key is set (says so when skipped)"
     )
+    parser.add_argument(
+        "--clarity-share", type=float, default=None, help="[scoring] clarity_share (default: the weights table's)"
+    )
     args = parser.parse_args(argv)
 
     rows = load_rows(args.data)
-    config = ScoringConfig(threshold=args.threshold, repo_analysis=False, llm=llm_available(args.llm))
+    config = ScoringConfig(
+        threshold=args.threshold, repo_analysis=False, llm=llm_available(args.llm), clarity_share=args.clarity_share
+    )
     scores = score_rows(rows, config)
     vague = [float(str(r["underspecified"])) >= 2 for r in rows]
     values = [s.value for s in scores]

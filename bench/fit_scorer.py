@@ -330,15 +330,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"alpha chosen per fold: {' '.join(f'{a:g}' for a in alphas)}")
     print(_summary("cv per fold (mean±sd)", per_fold))
     print(_summary("cv pooled per repeat (mean±sd)", pooled))
-    final = fit(data, random.Random(args.seed))
+    final_inner = inner_cv(data, random.Random(args.seed))  # the same inner folds as fit(data, Random(seed))
+    final = fit(data, random.Random(args.seed), inner=final_inner)
     print(f"final: alpha={final.alpha} lambda_clarity={final.lam_c} lambda_scope={final.lam_s} cut={final.cut:.4f}")
     for name, cw in zip(CLARITY_FEATURES, final.clarity[1], strict=True):
         print(f"  clarity {name:14s} {cw:+.3f}")
     for name, sw in zip(SCOPE_FEATURES, final.scope[1], strict=True):
         print(f"  scope   {name:14s} {sw:+.3f}")
     print(f"  {'(intercept)':14s} clarity={final.clarity[0]:+.3f} scope={final.scope[0]:+.3f}")
+    # `[scoring] clarity_share` (an operator's choice of what the score serves): the knot of each share, fitted on
+    # all rows the same way, and what that share gave held-out (the trade-off above).
+    knots = {a: fit(data, random.Random(args.seed), alpha=a, inner=final_inner).cut for a in ALPHAS}
+    print("knot by clarity share: " + " ".join(f"{a:g}={k:.4f}" for a, k in knots.items()))
     if args.write:
-        write(final, args, per_fold, pooled)
+        write(final, args, per_fold, pooled, knots, frontier)
     return 0
 
 
@@ -358,7 +363,12 @@ class _PooledFit(Fit):
 
 
 def write(
-    final: Fit, args: argparse.Namespace, per_fold: list[dict[str, float]], pooled: list[dict[str, float]]
+    final: Fit,
+    args: argparse.Namespace,
+    per_fold: list[dict[str, float]],
+    pooled: list[dict[str, float]],
+    knots: dict[float, float],
+    frontier: dict[float, list[dict[str, float]]],
 ) -> None:
     def r(x: float) -> float:
         return round(x, 3)
@@ -396,6 +406,11 @@ def write(
         },
         "knot": round(final.cut, 4),
         "outcomes": 0,
+        # `[scoring] clarity_share`: the knot that keeps the decline policy at each share, and the held-out means.
+        "knots_by_clarity_share": {f"{a:g}": round(k, 4) for a, k in knots.items()},
+        "cv_by_clarity_share": {
+            f"{a:g}": {k: r(statistics.mean(run[k] for run in runs)) for k in runs[0]} for a, runs in frontier.items()
+        },
     }
     WEIGHTS_FILE.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {WEIGHTS_FILE.relative_to(ROOT)}")

@@ -1,6 +1,7 @@
 """How well the text-only scorer ranks real issues by how often autonomous agents solved them.
 
-    python bench/triage_eval.py --data bench/data/triage-dev.jsonl [--threshold 0.6] [--split-seed N] [--llm]
+    python bench/triage_eval.py --data bench/data/triage-dev.jsonl [--threshold 0.6] [--clarity-share S]
+                                [--split-seed N] [--llm]
 
 Each row's problem_statement becomes a Ticket (title = first line, description = the rest) scored with
 repository analysis and the LLM judge off. The last line printed is exactly
@@ -126,10 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         "--llm", action="store_true", help="blend in the LLM judge when its API key is set (says so when skipped)"
     )
     parser.add_argument("--split-seed", type=int, default=None, help="also report a random 50/50 split")
+    parser.add_argument(
+        "--clarity-share", type=float, default=None, help="[scoring] clarity_share (default: the weights table's)"
+    )
     args = parser.parse_args(argv)
 
     rows = load_rows(args.data)
-    config = ScoringConfig(threshold=args.threshold, repo_analysis=False, llm=llm_available(args.llm))
+    config = ScoringConfig(
+        threshold=args.threshold, repo_analysis=False, llm=llm_available(args.llm), clarity_share=args.clarity_share
+    )
     scores = [s.value for s in score_rows(rows, config)]
     resolved = [float(str(r["resolved_fraction"])) for r in rows]
     print(f"rows={len(rows)} mean_resolved={sum(resolved) / len(resolved):.3f} threshold={args.threshold}")

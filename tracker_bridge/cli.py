@@ -391,7 +391,8 @@ def doctor(config: ConfigOption = None) -> None:
         notices.extend(part.notices)
     from tracker_bridge.scoring.model import describe_weights, load_weights
 
-    out.print(f"scoring: {describe_weights(load_weights(settings.state_dir))}", markup=False, highlight=False)
+    share = settings.scoring.clarity_share
+    out.print(f"scoring: {describe_weights(load_weights(settings.state_dir), share)}", markup=False, highlight=False)
     try:
         store = Store(settings.state_url)
         out.print(f"state store: [green]ok[/] ({settings.state_url})", highlight=False)
@@ -453,14 +454,18 @@ def calibrate(
     # Always refit from the shipped table: refitting a calibrated table on the same history would count it twice.
     shipped = parse_weights(SHIPPED.read_text(encoding="utf-8"), "shipped")
     in_use = load_weights(settings.state_dir)
-    out.print(f"in use: {describe_weights(in_use)}", markup=False, highlight=False)
+    share = settings.scoring.clarity_share
+    out.print(f"in use: {describe_weights(in_use, share)}", markup=False, highlight=False)
+    if share is not None:  # the configured share overrides any table's split of clarity and scope
+        in_use = in_use.with_clarity_share(share)
     if not outcomes:
         out.print("no finished tickets yet (merged, failed, closed unmerged or Needs Human): nothing to learn from")
         return
     new = refit(shipped, outcomes)
     threshold = settings.scoring.threshold
     table = Table("weights", "outcomes", "success rate", "accepted", "accepted success", "AUC", "blend")
-    for name, w in (("in use", in_use), ("refitted", new)):
+    effective = new if share is None else new.with_clarity_share(share)  # what the daemon will score with
+    for name, w in (("in use", in_use), ("refitted", effective)):
         f = figures(w, outcomes, threshold)
         blend = ", ".join(f"{k} {v:.2f}" for k, v in w.blend.items())
         table.add_row(

@@ -166,6 +166,11 @@ class ScoringConfig(_Section):
     )
     plan_max_cost_usd: float = Field(default=0.50, gt=0, description="the dollar cap of one plan run")
     llm_cache: bool = Field(default=True, description="cache the LLM judge's answer by ticket content")
+    # What the score serves (docs/scoring.md): clarity's share of the two fitted factors. Unset: the weights
+    # table's own (0.1, ranking by the chance the agent finishes); 0.8 or more: declining vague tickets first.
+    clarity_share: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="clarity's share of the fitted factors (unset: the table's)"
+    )
     # Where `tracker-bridge calibrate` wrote refitted weights; set from [bridge] state_dir, not a key of the file.
     _weights_dir: Path | None = PrivateAttr(default=None)
 

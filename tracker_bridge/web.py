@@ -406,7 +406,7 @@ def create_app(
             "trackers": [(t.name, store.cursor(t.name)) for t in settings.trackers],
             "loop": loop,
             "rejected": rejected_summaries(store),
-            "weights": describe_weights(load_weights(settings.state_dir)),
+            "weights": describe_weights(load_weights(settings.state_dir), settings.scoring.clarity_share),
         }
         return templates.TemplateResponse(request, "dashboard.html", context)
 

@@ -39,6 +39,8 @@ def score_ticket(
     `weights` defaults to the calibrated table in the state folder when there is one, else the shipped table.
     """
     w = weights or load_weights(config.weights_dir)
+    if config.clarity_share is not None:
+        w = w.with_clarity_share(config.clarity_share)
     text = analyse_text(ticket)
     features = text_features(text)
     kind = kind_factor(text)

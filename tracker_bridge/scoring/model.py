@@ -10,8 +10,9 @@ prefers when it exists; `outcomes` says from how many finished tickets it was re
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 from tracker_bridge.models import Factor
@@ -49,6 +50,26 @@ class Weights:
     provenance: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
+    @property
+    def clarity_share(self) -> float:
+        """Clarity's share of the two fitted factors' weight."""
+        total = self.blend.get("clarity", 0.0) + self.blend.get("scope", 0.0)
+        return self.blend.get("clarity", 0.0) / total if total > 0 else 0.0
+
+    def with_clarity_share(self, share: float) -> Weights:
+        """The table with clarity given `share` of the fitted factors' weight (`[scoring] clarity_share`).
+
+        The two factors keep their total weight. The knot moves by what the fit found the decline policy needs at
+        that share (`knots_by_clarity_share`, interpolated), so the same share of clear issues is declined; a table
+        without those knots (an old calibrated one) keeps its knot."""
+        total = self.blend.get("clarity", 0.0) + self.blend.get("scope", 0.0)
+        blend = {**self.blend, "clarity": round(total * share, 4), "scope": round(total * (1 - share), 4)}
+        knots = _knots(self.extra.get("knots_by_clarity_share"))
+        knot = self.knot
+        if knots:
+            knot = self.knot + _interpolate(knots, share) - _interpolate(knots, self.clarity_share)
+        return replace(self, blend=blend, knot=round(min(max(knot, 0.05), 0.95), 4))
+
     def to_json(self) -> str:
         doc = {
             **self.extra,
@@ -64,6 +85,26 @@ class Weights:
 
 class WeightsError(Exception):
     pass
+
+
+def _knots(doc: object) -> list[tuple[float, float]]:
+    """(share, knot) pairs of a table's `knots_by_clarity_share`, sorted; empty when absent or malformed."""
+    if not isinstance(doc, dict):
+        return []
+    try:
+        return sorted((float(a), float(k)) for a, k in doc.items())
+    except (TypeError, ValueError):
+        return []
+
+
+def _interpolate(points: list[tuple[float, float]], x: float) -> float:
+    """Piecewise-linear through `points`, flat beyond the ends."""
+    if x <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in pairwise(points):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0) if x1 > x0 else y1
+    return points[-1][1]
 
 
 def parse_weights(text: str, source: str) -> Weights:
@@ -164,8 +205,13 @@ def scope_assessment(w: Weights, features: dict[str, float], details: dict[str, 
     return Assessment(Factor(name="scope", value=round(value, 3), weight=w.blend["scope"], reason=reason), advice)
 
 
-def describe_weights(w: Weights) -> str:
-    """One line for `doctor` and the dashboard: which table is in use and from how many outcomes."""
+def describe_weights(w: Weights, clarity_share: float | None = None) -> str:
+    """One line for `doctor` and the dashboard: which table is in use, from how many outcomes, and the clarity
+    share when `[scoring] clarity_share` overrides the table's."""
     if w.source == "shipped":
-        return f"shipped weights (fitted on real issues, bench/fit_scorer.py; {w.outcomes} outcomes of yours)"
-    return f"calibrated weights from {w.outcomes} outcomes ({w.source})"
+        line = f"shipped weights (fitted on real issues, bench/fit_scorer.py; {w.outcomes} outcomes of yours)"
+    else:
+        line = f"calibrated weights from {w.outcomes} outcomes ({w.source})"
+    if clarity_share is not None:
+        line += f"; clarity share {clarity_share:g} ([scoring] clarity_share; the table's is {w.clarity_share:.2g})"
+    return line
