@@ -70,6 +70,12 @@ class BridgeConfig(_Section):
         default=True,
         description="ask the person who triggered a ticket to review its new pull request (where the host can)",
     )
+    # Tracker user -> code-host username for review requests, where the two differ (a Jira or Linear user is not a
+    # GitHub login). Matched like names everywhere (case and surrounding spaces ignored); a user not listed is asked
+    # under the tracker's name.
+    reviewers: dict[str, str] = Field(
+        default_factory=dict, description="tracker user -> code-host username to ask for review"
+    )
     queue: str = Field(
         default="local",
         description='where agent runs execute: "local" (this process\'s pool) or the PostgreSQL URL of a procrastinate '

@@ -795,7 +795,7 @@ class Engine:
         assert row.branch is not None and row.repo is not None and run is not None
         host = self.hosts[row.repo]
         branch, commit, title, body = row.branch, run.commit_sha, self._pr_title(row), self._pr_body(row, run)
-        reviewer = row.actor if self.settings.bridge.request_review else None
+        reviewer = self._reviewer(row.actor) if self.settings.bridge.request_review else None
         workspace = Path(run.workspace)
         ticket_id, run_id, ref = row.id, run.id, row.ref
         cancel = self._cancels.setdefault(row.id, threading.Event())
@@ -1111,6 +1111,14 @@ class Engine:
         return row
 
     # --- reconciliation, operator controls, transient agent failures (issue 13) -----------------------------------
+
+    def _reviewer(self, actor: str | None) -> str | None:
+        """The code-host user to ask for review: the tracker user who triggered the ticket, through `[bridge]
+        reviewers` when listed there."""
+        if not actor:
+            return None
+        mapped = (host for tracker, host in self.settings.bridge.reviewers.items() if same_name(tracker, actor))
+        return next(mapped, actor)
 
     def _agent_columns(self) -> list[str]:
         """The columns a ticket at work may sit in: a card moved anywhere else was taken away by a person."""

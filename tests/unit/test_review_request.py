@@ -68,3 +68,15 @@ def test_no_review_is_requested_when_nobody_is_known_or_it_is_turned_off(tmp_pat
     w2.tracker.actors["T-1"] = "alice"
     w2.step()
     assert w2.stage("T-1") == "review" and host2.requested == []
+
+
+def test_a_tracker_user_is_asked_under_the_host_name_bridge_reviewers_gives(tmp_path: Path) -> None:
+    """A Jira or Linear user is not a GitHub login: `[bridge] reviewers` maps one to the other."""
+    w, host = world_with(tmp_path, reviewers={"Alice Smith": "alice"})
+    w.tracker.add("T-1")
+    w.tracker.actors["T-1"] = "alice smith "  # case and surrounding spaces never matter
+    w.tracker.add("T-2", title="Fix the other bug")
+    w.tracker.actors["T-2"] = "Bob Jones"  # not listed: asked under the tracker's name, which the host refuses
+    w.step()
+    assert w.stage("T-1") == "review" and w.stage("T-2") == "review"
+    assert [user for _, user in host.requested] == ["alice"]
