@@ -153,7 +153,8 @@ class SlowPlanner(ScriptedAgent):
         return AgentResult(outcome, RunUsage(), reason="the run was cancelled" if stopped else "")
 
 
-def test_a_removed_trigger_label_stops_the_plan_run_too(tmp_path: Path) -> None:
+def planning_world(tmp_path: Path) -> World:
+    """A world whose plan run for T-1 is under way (and works until it is told to stop)."""
     w = make_world(tmp_path, agent=SlowPlanner(), scorer=mid_score)
     w.tracker.add("T-1")
     w.engine.cycle()
@@ -161,6 +162,11 @@ def test_a_removed_trigger_label_stops_the_plan_run_too(tmp_path: Path) -> None:
     while not w.agent.requests and time.monotonic() < deadline:  # the workspace is cloned first
         time.sleep(0.02)
     assert w.agent.requests and w.row("T-1").phase is Phase.PLANNING
+    return w
+
+
+def test_a_removed_trigger_label_stops_the_plan_run_too(tmp_path: Path) -> None:
+    w = planning_world(tmp_path)
     w.tracker.remove_label("T-1", "agent-ready")
     w.engine.cycle()
     assert w.agent.requests[0].cancel.is_set(), "the plan run was not told to stop"
@@ -170,13 +176,7 @@ def test_a_removed_trigger_label_stops_the_plan_run_too(tmp_path: Path) -> None:
 
 def test_a_card_moved_to_done_stops_the_plan_run(tmp_path: Path) -> None:
     """A plan leaves the card where it was, so no column was applied: the move to Done still says "stop"."""
-    w = make_world(tmp_path, agent=SlowPlanner(), scorer=mid_score)
-    w.tracker.add("T-1")
-    w.engine.cycle()
-    deadline = time.monotonic() + 10
-    while not w.agent.requests and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert w.agent.requests and w.row("T-1").phase is Phase.PLANNING
+    w = planning_world(tmp_path)
     w.tracker.move("T-1", "Done")
     w.engine.cycle()
     assert w.agent.requests[0].cancel.is_set(), "the plan run was not told to stop"
