@@ -165,25 +165,25 @@ def planning_world(tmp_path: Path) -> World:
     return w
 
 
-def test_a_removed_trigger_label_stops_the_plan_run_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("take_away", "said", "column"),
+    [
+        (lambda w: w.tracker.remove_label("T-1", "agent-ready"), "removed the label", "Backlog"),
+        # A plan leaves the card where it was, so no column was applied: the move to Done still says "stop".
+        (lambda w: w.tracker.move("T-1", "Done"), "a person moved the card to 'Done'", "Done"),
+    ],
+    ids=["label removed", "card moved to Done"],
+)
+def test_a_person_taking_the_ticket_away_stops_the_plan_run(
+    tmp_path: Path, take_away: Callable[[World], None], said: str, column: str
+) -> None:
     w = planning_world(tmp_path)
-    w.tracker.remove_label("T-1", "agent-ready")
+    take_away(w)
     w.engine.cycle()
     assert w.agent.requests[0].cancel.is_set(), "the plan run was not told to stop"
     w.engine.wait()
-    assert w.stage("T-1") == "cancelled" and "removed the label" in w.tracker.comments["T-1"]
-
-
-def test_a_card_moved_to_done_stops_the_plan_run(tmp_path: Path) -> None:
-    """A plan leaves the card where it was, so no column was applied: the move to Done still says "stop"."""
-    w = planning_world(tmp_path)
-    w.tracker.move("T-1", "Done")
-    w.engine.cycle()
-    assert w.agent.requests[0].cancel.is_set(), "the plan run was not told to stop"
-    w.engine.wait()
-    assert w.stage("T-1") == "cancelled"
-    assert "a person moved the card to 'Done'" in w.tracker.comments["T-1"]
-    assert w.tracker.columns["T-1"] == "Done"  # the card stays where the person put it
+    assert w.stage("T-1") == "cancelled" and said in w.tracker.comments["T-1"]
+    assert w.tracker.columns["T-1"] == column  # the card stays where the person left it
 
 
 @pytest.mark.parametrize("how", ["moved to Done", "closed"])
