@@ -1233,7 +1233,10 @@ class Engine:
 
     def _start_plan_run(self, row: TicketRow, decision: Decision, budget_left: float, report: CycleReport) -> None:
         """A mid-score ticket's read-only plan run, capped at `[scoring] plan_max_cost_usd`: its cost is a run's
-        (recorded on its run row, so it counts in the daily budget), its result a plan, never a push."""
+        (recorded on its run row, so it counts in the daily budget), its result a plan, never a push. It goes
+        where agent runs go: with a queue, to a `tracker-bridge worker`."""
+        if not self.runs.has_room(sum(1 for t in self._active_ids() if self.runs.elsewhere(t))):
+            return  # every worker is busy: the ticket waits, unread, as an agent run does
         try:
             ticket = self.trackers[row.tracker].get_ticket(row.ref)
         except TrackerError as exc:
@@ -1274,7 +1277,10 @@ class Engine:
                 log.exception("plan.crashed", ticket_id=ticket_id)
                 self._inbox.put(RunDone(ticket_id, run_id, crash=str(exc)))
 
-        self._submit(row.id, job)
+        spec = RunSpec(ticket=ticket, repo=repo.name, branch=row.branch, daily_budget_left_usd=budget_left,
+                       plan_only=True)  # fmt: skip
+        with self._active_lock:
+            self.active[ticket_id] = self.runs.submit(ticket_id, run_id, job, spec)
 
     def _on_plan_done(self, row: TicketRow, run_id: int, result: RunReport, report: CycleReport | None) -> None:
         self.store.finish_run(run_id, result.outcome, result.usage, reason=result.reason, summary=result.summary)

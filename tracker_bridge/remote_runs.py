@@ -104,7 +104,8 @@ class RemoteRunQueue:
     # --- the engine's seam -------------------------------------------------------------------------------------
 
     def recover(self, active: dict[int, Future[None]]) -> int:
-        """Adopt the runs a previous leader left running on workers; interrupt those it ran itself (plan runs)."""
+        """Adopt the runs a previous leader left running on workers (agent and plan runs); interrupt any it ran
+        itself (a run row without `plan_json`, from a version that ran plan runs in the leader)."""
         with self.store.session() as s:
             rows = list(s.scalars(select(RunRow).where(RunRow.status == "running")))
         adopted = 0

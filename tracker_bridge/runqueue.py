@@ -30,6 +30,7 @@ class RunSpec:
     daily_budget_left_usd: float | None = None
     approved_plan: str = ""
     ci_pr: str | None = None  # an iteration on a pull request: the worker adds its failed checks' logs
+    plan_only: bool = False  # a mid-score ticket's read-only plan run: its result is the plan, never a commit
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -1,7 +1,8 @@
 """`tracker-bridge worker`: executes agent runs deferred by the leading `run` through procrastinate.
 
 A worker never writes a ticket row and never calls a tracker nor pushes: it claims the run row, rebuilds the run
-from it (`plan_json`) and the configuration, runs `agents.pipeline.execute_run` in a workspace of its own, and
+from it (`plan_json`) and the configuration, runs `agents.pipeline.execute_run` (or, for a mid-score ticket,
+the read-only `agents.planning.execute_plan`) in a workspace of its own, and
 writes the result back to the run row (the JSON of the RunReport, the commit as a git bundle). The leader turns
 that into the ticket's next step and publishes (remote_runs.py, handoff.py).
 
@@ -25,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from sqlalchemy import delete, insert, select, update
 from tracker_bridge import jobs, workspaces
 from tracker_bridge.agents.handover import agent_workspace
 from tracker_bridge.agents.pipeline import RunPlan, RunReport, execute_run
+from tracker_bridge.agents.planning import execute_plan
 from tracker_bridge.config import RepoConfig, Settings
 from tracker_bridge.handoff import make_bundle
 from tracker_bridge.models import RunOutcome
@@ -213,12 +216,17 @@ class Executor:
                 repo=repo,
                 branch=spec.branch,
                 workspace=workspace,
-                trace_path=self.settings.state_dir / "runs" / key / f"attempt-{run.attempt}.jsonl",
+                trace_path=self.settings.state_dir / "runs" / key / f"{_trace_name(spec)}-{run.attempt}.jsonl",
                 feedback=spec.feedback,
                 daily_budget_left_usd=spec.daily_budget_left_usd,
                 approved_plan=spec.approved_plan,
                 cancel=cancel,
             )
+            on_event = partial(self._progress, run.id, claim)
+            if spec.plan_only:  # read-only: the plan comes back as the report's summary, and there is no commit
+                return {"kind": "report", "report": _report_json(
+                    execute_plan(plan, host=host, backend=backend, settings=self.settings, on_event=on_event)
+                )}, None  # fmt: skip
             plan = Engine._with_ci_logs(plan, host, spec.ci_pr)
             report = execute_run(
                 plan,
@@ -226,7 +234,7 @@ class Executor:
                 backend=backend,
                 settings=self.settings,
                 secrets=secret_env_names(self.settings),
-                on_event=lambda event: self._progress(run.id, claim, event),
+                on_event=on_event,
             )
         except RemoteError as exc:
             return {"kind": "workspace_error", "message": str(exc), "fix": exc.fix, "transient": exc.transient}, None
@@ -271,6 +279,11 @@ class Executor:
                 .values(**values)
             ).rowcount  # fmt: skip
         return bool(written == 1)
+
+
+def _trace_name(spec: RunSpec) -> str:
+    """As in the leader: `plan-N.jsonl` for a plan run, `attempt-N.jsonl` for an agent run."""
+    return "plan" if spec.plan_only else "attempt"
 
 
 def _report_json(report: RunReport) -> dict[str, Any]:

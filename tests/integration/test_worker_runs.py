@@ -13,7 +13,7 @@ import pytest
 
 from tests import pg
 from tests.fakes import ScriptedAgent, make_world
-from tracker_bridge.models import Stage, Ticket
+from tracker_bridge.models import Phase, Stage, Ticket
 from tracker_bridge.runqueue import RunSpec
 from tracker_bridge.store import RunRow, Store
 from tracker_bridge.worker import Executor, Heartbeat, Identity
@@ -118,3 +118,46 @@ def test_worker_refuses_a_local_queue_and_a_bad_queue_url_names_the_key(tmp_path
     journey.config.write_text(text.replace("max_concurrent_runs = 2", 'max_concurrent_runs = 2\nqueue = "redis://x"'))
     result = journey.cli("run", "--once")
     assert result.exit_code == 2 and "queue" in result.output and "PostgreSQL URL" in result.output, result.output
+
+
+@pytest.mark.postgres
+def test_a_plan_run_executes_on_a_worker_and_its_plan_reaches_the_ticket(
+    tmp_path: Path, pg_server: pg.PostgresServer
+) -> None:
+    """With a queue, a mid-score ticket's read-only plan run goes where agent runs go: to a worker, not the leader."""
+    pytest.importorskip("procrastinate", reason="procrastinate is not installed")
+    from tests.unit.test_engine_approval import PLAN, PlanningAgent, mid_score
+
+    url = pg_server.new_database()
+    agent = PlanningAgent()
+    w = make_world(tmp_path, agent=agent, scorer=mid_score, state=url, queue=url, lease_seconds=5)
+    me = Identity()
+    beat = Heartbeat(w.store, w.settings, me, 1)
+    try:
+        w.tracker.add("T-1")
+        w.engine.cycle()
+        [run] = w.store.all_runs()
+        assert w.row("T-1").phase is Phase.PLANNING and run.plan_json is not None
+        assert RunSpec.from_json(run.plan_json).plan_only
+        time.sleep(0.5)
+        assert agent.requests == []  # the leader did not run it itself
+
+        executor = Executor(w.settings, w.store, me, backend_factory=lambda _s: agent,  # type: ignore[arg-type,return-value]
+                            host_factory=lambda _r, _s: w.host)  # type: ignore[arg-type,return-value]  # fmt: skip
+        executor.execute(run.id)
+        deadline = time.monotonic() + 30
+        while w.row("T-1").stage is not Stage.AWAITING_APPROVAL:
+            assert time.monotonic() < deadline, w.row("T-1").reason
+            w.engine.tend()
+            time.sleep(0.1)
+
+        [request] = agent.requests
+        assert request.max_cost_usd == pytest.approx(w.settings.scoring.plan_max_cost_usd)
+        assert str(w.settings.state_dir / "workers") in str(request.workspace)  # the worker's own workspace
+        assert "Return 42." in PLAN and "Return 42." in w.tracker.comments["T-1"]  # the worker's plan, shown
+        assert w.host.pushed == {} and w.host.pulls == {}  # read-only: nothing handed over, nothing pushed
+        assert w.store.run_bundle(run.id) is None
+    finally:
+        beat.stop()
+        w.engine.shutdown()
+        w.store.close()
