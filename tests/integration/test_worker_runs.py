@@ -8,11 +8,12 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests import pg
-from tests.fakes import ScriptedAgent, make_world
+from tests.fakes import ScriptedAgent, World, make_world
 from tracker_bridge.models import Phase, Stage, Ticket
 from tracker_bridge.runqueue import RunSpec
 from tracker_bridge.store import RunRow, Store
@@ -25,6 +26,13 @@ def _run_row(store: Store) -> int:
     run = store.start_run(row.id, backend="scripted", branch="agent/T-1", workspace="w", trace_path="t",
                           plan_json=spec.to_json())  # fmt: skip
     return run.id
+
+
+def queued_world(tmp_path: Path, pg_server: pg.PostgresServer, agent: ScriptedAgent, **options: Any) -> World:
+    """An in-memory world whose state and run queue are a fresh PostgreSQL database (workers run its jobs)."""
+    pytest.importorskip("procrastinate", reason="procrastinate is not installed")
+    url = pg_server.new_database()
+    return make_world(tmp_path, agent=agent, state=url, queue=url, lease_seconds=5, **options)
 
 
 def test_one_live_claim_per_run_and_only_the_current_claim_writes_the_result(tmp_path: Path, state_url: str) -> None:
@@ -56,12 +64,9 @@ def test_one_live_claim_per_run_and_only_the_current_claim_writes_the_result(tmp
 def test_four_workers_and_a_new_leader_overspend_the_daily_budget_by_at_most_one_runs_cap(
     tmp_path: Path, pg_server: pg.PostgresServer
 ) -> None:
-    pytest.importorskip("procrastinate", reason="procrastinate is not installed")
-    url = pg_server.new_database()
     agent = ScriptedAgent(turns=10, cost_per_turn=0.1)
     budget, cap = 1.0, 0.4
-    w = make_world(tmp_path, agent=agent, state=url, queue=url, lease_seconds=5,
-                   agent_config={"daily_budget_usd": budget, "max_cost_usd": cap})  # fmt: skip
+    w = queued_world(tmp_path, pg_server, agent, agent_config={"daily_budget_usd": budget, "max_cost_usd": cap})
     workers = [Identity() for _ in range(4)]
     beats = [Heartbeat(w.store, w.settings, me, 1) for me in workers]
     try:
@@ -125,12 +130,10 @@ def test_a_plan_run_executes_on_a_worker_and_its_plan_reaches_the_ticket(
     tmp_path: Path, pg_server: pg.PostgresServer
 ) -> None:
     """With a queue, a mid-score ticket's read-only plan run goes where agent runs go: to a worker, not the leader."""
-    pytest.importorskip("procrastinate", reason="procrastinate is not installed")
     from tests.unit.test_engine_approval import PLAN, PlanningAgent, mid_score
 
-    url = pg_server.new_database()
     agent = PlanningAgent()
-    w = make_world(tmp_path, agent=agent, scorer=mid_score, state=url, queue=url, lease_seconds=5)
+    w = queued_world(tmp_path, pg_server, agent, scorer=mid_score)
     me = Identity()
     beat = Heartbeat(w.store, w.settings, me, 1)
     try:
