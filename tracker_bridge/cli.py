@@ -624,8 +624,7 @@ def migrate(config: ConfigOption = None) -> None:
     if settings.bridge.queue != "local":
         from tracker_bridge.jobs import ensure_schema
 
-        applied = ensure_schema(settings.bridge.queue)
-        out.print(f"queue: procrastinate's schema {'applied' if applied else 'already there'}", highlight=False)
+        out.print(f"queue: {ensure_schema(settings.bridge.queue).describe()}", highlight=False)
     if done.before is None:
         out.print(f"state store: created at schema revision {done.after}", highlight=False)
     elif done.changed:
