@@ -41,6 +41,27 @@ def make_app(url: str) -> Any:
     return procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(url)))
 
 
+def close_stale_jobs(app: Any, run_id: int, keep: int | None = None) -> None:
+    """Close the `doing` jobs of a run whose previous holder's lease ran out (all but `keep`, the caller's own).
+
+    procrastinate would keep a dead worker's job `doing` for ever (and count it in its own views); the run goes on
+    under another job. Called by the leader when it sees the lease run out, and by the worker that takes the run
+    over (the leader may never see the lapse: a worker can claim the run first). A worker cut off, not dead, finds
+    its job closed when it finishes: its result was refused already, since the claim moved on."""
+    from procrastinate import sql
+
+    try:
+        stale = app.job_manager.list_jobs(queueing_lock=f"run-{run_id}", status="doing")
+        connector = app.connector.get_sync_connector()
+        for job in stale:
+            if job.id == keep:
+                continue
+            connector.execute_query(query=sql.queries["finish_job"], job_id=job.id, status="failed", delete_job=False)
+            log.info("queue.stale_job_closed", run_id=run_id, job_id=job.id)
+    except Exception as exc:  # bookkeeping only: the run goes on either way
+        log.warning("queue.stale_job_close_failed", run_id=run_id, error=str(exc))
+
+
 def migrations() -> list[tuple[str, str]]:
     """procrastinate's migration scripts shipped with the installed version, oldest first: (name, SQL). Their names
     start with the zero-padded version that introduced them, so sorting by name is their order."""

@@ -184,7 +184,9 @@ class RemoteRunQueue:
             elif mono - p.deferred_at >= lease and (row.lease_until is None or row.lease_until < now):
                 if row.lease_until is not None:
                     log.warning("queue.lease_expired", run_id=row.id, holder=row.holder, hint="another worker takes it")
-                    self._fail_stale_jobs(row.id)
+                # A job `doing` now is a dead worker's, whether it died holding the run or between taking the job
+                # and claiming the run (a live worker claims within moments, and renews its lease).
+                jobs.close_stale_jobs(self.app, row.id)
                 self._defer(row.id)  # unclaimed: a no-op while its job waits (queueing lock), else a new job
 
     def shutdown(self) -> None:
@@ -211,22 +213,6 @@ class RemoteRunQueue:
             p.future.set_result(None)
         else:
             p.future.set_exception(closed)
-
-    def _fail_stale_jobs(self, run_id: int) -> None:
-        """Close the jobs of a run whose worker's lease ran out: procrastinate would keep a dead worker's job
-        `doing` for ever (and count it in its own views); the run goes on under a new job. A worker cut off, not
-        dead, finds its job closed when it finishes: its result was refused already (the claim moved on)."""
-        from procrastinate import sql
-
-        try:
-            stale = self.app.job_manager.list_jobs(queueing_lock=f"run-{run_id}", status="doing")
-            connector = self.app.connector.get_sync_connector()
-            for job in stale:
-                connector.execute_query(query=sql.queries["finish_job"], job_id=job.id, status="failed",
-                                        delete_job=False)  # fmt: skip
-                log.info("queue.stale_job_closed", run_id=run_id, job_id=job.id)
-        except Exception as exc:  # bookkeeping only: the run is deferred again either way
-            log.warning("queue.stale_job_close_failed", run_id=run_id, error=str(exc))
 
     def _defer(self, run_id: int) -> None:
         from procrastinate.exceptions import AlreadyEnqueued

@@ -28,7 +28,7 @@ from dataclasses import asdict
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import delete, insert, select, update
@@ -44,6 +44,9 @@ from tracker_bridge.protocols import AgentBackend, AgentEvent, CodeHost, RemoteE
 from tracker_bridge.remote_runs import heartbeat_interval
 from tracker_bridge.runqueue import RunSpec
 from tracker_bridge.store import RunRow, Store, WorkerRow, utcnow
+
+if TYPE_CHECKING:  # procrastinate is an optional dependency (the postgres extra), imported where a queue is used
+    from procrastinate import JobContext
 
 log = structlog.get_logger(__name__)
 
@@ -149,12 +152,16 @@ class Executor:
         self.host_factory = host_factory  # None: the connector registry's code host
         self.root = settings.state_dir / "workers" / f"{me.host}-{me.pid}"
 
-    def execute(self, run_id: int) -> None:
+    def execute(self, run_id: int, on_take_over: Callable[[], None] | None = None) -> None:
+        """Claim and run one run; `on_take_over` is called when the claim took the run from a holder whose lease ran
+        out (the task closes that holder's procrastinate job)."""
         claimed = self._claim(run_id)
         if claimed is None:
             log.info("worker.run_skipped", run_id=run_id, why="finished, or held by a live worker")
             return
         run, claim = claimed
+        if claim > 1 and on_take_over is not None:
+            on_take_over()
         assert run.plan_json is not None
         spec = RunSpec.from_json(run.plan_json)
         log.info("worker.run_start", ref=spec.ticket.ref, run_id=run_id, attempt=run.attempt, claim=claim,
@@ -315,6 +322,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def register_task(app: Any, executor: Executor) -> None:
+    """The one task on `app`: execute the run whose id the job carries. A worker that takes a run over from a holder
+    whose lease ran out closes that holder's job (the leader may never see the lapse)."""
+
+    def run_agent(context: JobContext, run_id: int) -> None:
+        own = context.job.id
+        executor.execute(run_id, on_take_over=lambda: jobs.close_stale_jobs(app, run_id, keep=own))
+
+    app.task(name=jobs.TASK, queue=jobs.QUEUE, pass_context=True)(run_agent)
+
+
 def serve(settings: Settings, store: Store, concurrency: int) -> None:
     """Take jobs until SIGTERM/SIGINT (then finish the runs under way: a drain) or a second signal."""
     jobs.ensure_schema(settings.bridge.queue)
@@ -323,10 +341,7 @@ def serve(settings: Settings, store: Store, concurrency: int) -> None:
     executor = Executor(settings, store, me)
     app = jobs.make_app(settings.bridge.queue)
 
-    def run_agent(run_id: int) -> None:
-        executor.execute(run_id)
-
-    app.task(name=jobs.TASK, queue=jobs.QUEUE)(run_agent)
+    register_task(app, executor)
 
     heartbeat = Heartbeat(store, settings, me, concurrency)
     log.info("worker.started", worker=me.id, host=me.host, pid=me.pid, concurrency=concurrency)

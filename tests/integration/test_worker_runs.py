@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,28 @@ def queued_world(tmp_path: Path, pg_server: pg.PostgresServer, agent: ScriptedAg
     pytest.importorskip("procrastinate", reason="procrastinate is not installed")
     url = pg_server.new_database()
     return make_world(tmp_path, agent=agent, state=url, queue=url, lease_seconds=5, **options)
+
+
+@contextmanager
+def one_run_deferred(
+    tmp_path: Path, pg_server: pg.PostgresServer, agent: ScriptedAgent, **options: Any
+) -> Iterator[tuple[World, RunRow, Executor]]:
+    """T-1 taken by the leader and its run deferred on a PostgreSQL queue, and a live worker's executor (with the
+    world's agent and host) to run it."""
+    w = queued_world(tmp_path, pg_server, agent, **options)
+    me = Identity()
+    beat = Heartbeat(w.store, w.settings, me, 1)
+    try:
+        w.tracker.add("T-1")
+        w.engine.cycle()
+        [run] = w.store.all_runs()
+        executor = Executor(w.settings, w.store, me, backend_factory=lambda _s: agent,  # type: ignore[arg-type,return-value]
+                            host_factory=lambda _r, _s: w.host)  # type: ignore[arg-type,return-value]  # fmt: skip
+        yield w, run, executor
+    finally:
+        beat.stop()
+        w.engine.shutdown()
+        w.store.close()
 
 
 def test_one_live_claim_per_run_and_only_the_current_claim_writes_the_result(tmp_path: Path, state_url: str) -> None:
@@ -133,20 +157,12 @@ def test_a_plan_run_executes_on_a_worker_and_its_plan_reaches_the_ticket(
     from tests.unit.test_engine_approval import PLAN, PlanningAgent, mid_score
 
     agent = PlanningAgent()
-    w = queued_world(tmp_path, pg_server, agent, scorer=mid_score)
-    me = Identity()
-    beat = Heartbeat(w.store, w.settings, me, 1)
-    try:
-        w.tracker.add("T-1")
-        w.engine.cycle()
-        [run] = w.store.all_runs()
+    with one_run_deferred(tmp_path, pg_server, agent, scorer=mid_score) as (w, run, executor):
         assert w.row("T-1").phase is Phase.PLANNING and run.plan_json is not None
         assert RunSpec.from_json(run.plan_json).plan_only
         time.sleep(0.5)
         assert agent.requests == []  # the leader did not run it itself
 
-        executor = Executor(w.settings, w.store, me, backend_factory=lambda _s: agent,  # type: ignore[arg-type,return-value]
-                            host_factory=lambda _r, _s: w.host)  # type: ignore[arg-type,return-value]  # fmt: skip
         executor.execute(run.id)
         deadline = time.monotonic() + 30
         while w.row("T-1").stage is not Stage.AWAITING_APPROVAL:
@@ -160,7 +176,35 @@ def test_a_plan_run_executes_on_a_worker_and_its_plan_reaches_the_ticket(
         assert "Return 42." in PLAN and "Return 42." in w.tracker.comments["T-1"]  # the worker's plan, shown
         assert w.host.pushed == {} and w.host.pulls == {}  # read-only: nothing handed over, nothing pushed
         assert w.store.run_bundle(run.id) is None
-    finally:
-        beat.stop()
-        w.engine.shutdown()
-        w.store.close()
+
+
+@pytest.mark.postgres
+def test_a_worker_that_takes_a_run_over_closes_the_dead_holder_s_job(
+    tmp_path: Path, pg_server: pg.PostgresServer
+) -> None:
+    """A worker can claim a dead worker's run before the leader sees the lease run out: then the worker closes the
+    dead one's procrastinate job, which would otherwise stay `doing` for ever."""
+    import psycopg
+
+    from tracker_bridge import jobs
+    from tracker_bridge.worker import register_task
+
+    agent = ScriptedAgent()
+    with one_run_deferred(tmp_path, pg_server, agent) as (w, run, executor):
+        url = w.settings.bridge.queue
+        # A worker took the job and the run, then died: its job `doing`, its lease on the run lapsed.
+        with psycopg.connect(jobs.conninfo(url), autocommit=True) as conn:
+            [(dead_job,)] = conn.execute("UPDATE procrastinate_jobs SET status = 'doing' RETURNING id").fetchall()
+        w.store.update_run(run.id, holder="dead-worker", claims=1,
+                           lease_until=datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=1))  # fmt: skip
+        app = jobs.make_app(url)
+        with app.open():
+            app.configure_task(jobs.TASK, queue=jobs.QUEUE).defer(run_id=run.id)  # the run deferred again
+        register_task(app, executor)
+        app.run_worker(queues=[jobs.QUEUE], wait=False, install_signal_handlers=False)  # the jobs there, then back
+
+        assert len(agent.requests) == 1 and w.store.run_bundle(run.id) is not None  # the run was done, once
+        with psycopg.connect(jobs.conninfo(url)) as conn:
+            states: dict[int, str] = dict(conn.execute("SELECT id, status FROM procrastinate_jobs").fetchall())
+        assert states.pop(dead_job) == "failed", states  # the dead worker's job is closed
+        assert "doing" not in states.values(), states
