@@ -143,7 +143,8 @@ def test_sighup_reloads_the_configuration_and_a_broken_file_keeps_the_last_good_
     good = journey.config.read_text()
     journey.config.write_text(good + "\n[scoring]\ntreshold = 0.5\n")
     daemon.signal(signal.SIGHUP)
-    # Generous bounds: the reload is read between cycles, and a loaded CI machine once took more than 10 s.
+    # Generous bounds: the handler reads the file and builds the connectors anew; a loaded CI machine once took
+    # more than 10 s.
     until(lambda: "config.reload_failed" in daemon.output, 30, "the failed reload to be logged")
     assert "treshold" in daemon.output and "last good configuration" in daemon.output
     assert daemon.popen.poll() is None  # SIGHUP no longer kills the daemon
