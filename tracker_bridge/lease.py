@@ -44,7 +44,8 @@ def machine_id() -> str:
     return ":".join(parts)
 
 
-def _process_gone(pid: int) -> bool:
+def process_gone(pid: int) -> bool:
+    """Whether no process of this machine has `pid` (a process of another user's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -145,7 +146,7 @@ class Lease:
             row = conn.execute(
                 select(LeaseRow.holder, LeaseRow.pid, LeaseRow.machine).where(LeaseRow.name == self.name)
             ).first()
-        if row is None or row.machine != self.machine or not _process_gone(row.pid):
+        if row is None or row.machine != self.machine or not process_gone(row.pid):
             return 0
         with self.store.engine.begin() as conn:
             taken = conn.execute(

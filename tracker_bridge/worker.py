@@ -39,6 +39,7 @@ from tracker_bridge.agents.pipeline import RunPlan, RunReport, execute_run
 from tracker_bridge.agents.planning import execute_plan
 from tracker_bridge.config import RepoConfig, Settings
 from tracker_bridge.handoff import make_bundle
+from tracker_bridge.lease import process_gone
 from tracker_bridge.models import RunOutcome
 from tracker_bridge.protocols import AgentBackend, AgentEvent, CodeHost, RemoteError
 from tracker_bridge.remote_runs import heartbeat_interval
@@ -308,18 +309,8 @@ def remove_dead_workers_folders(settings: Settings) -> None:
         return
     for folder in root.iterdir():
         name, _, pid = folder.name.rpartition("-")
-        if name == host and pid.isdigit() and not _alive(int(pid)):
+        if name == host and pid.isdigit() and process_gone(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def register_task(app: Any, executor: Executor) -> None:
