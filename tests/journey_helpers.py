@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.agent_fixtures import TEST_COMMAND
@@ -247,6 +248,15 @@ test_command = "{Path(sys.executable).as_posix()} -m pytest -q -p no:cacheprovid
         encoding="utf-8",
     )
     return config
+
+
+def use_agent_script(tmp: Path, monkeypatch: pytest.MonkeyPatch, source: str, name: str = "agent.py") -> Path:
+    """Make the Python `source` the `command` backend's agent of every daemon the test starts (through the
+    documented environment override); returns the script's path."""
+    agent = tmp / name
+    agent.write_text(source, encoding="utf-8")
+    monkeypatch.setenv("TRACKER_BRIDGE__AGENT__COMMAND", f"{sys.executable} {agent}")
+    return agent
 
 
 def run_once(config: Path, *, catch_exceptions: bool = True) -> str:

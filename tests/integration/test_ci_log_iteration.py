@@ -5,7 +5,6 @@ end of the failed job's log, framed as data, cleaned of timestamps and terminal 
 # ruff: noqa: F811 (fixtures imported from the journey tests are parameters of the tests)
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,8 @@ import pytest
 from tests.integration.test_github_iteration import in_review, start
 from tests.integration.test_github_journey import World, world  # noqa: F401 (a fixture)
 from tests.integration.test_gitlab_journey import Daemon as GitLabDaemon
-from tests.integration.test_gitlab_journey import daemon, gitlab, list_of, mr_for  # noqa: F401 (fixtures)
-from tests.journey_helpers import CALC_TICKET, CALC_TITLE
+from tests.integration.test_gitlab_journey import calc_in_review, daemon, gitlab, list_of  # noqa: F401 (fixtures)
+from tests.journey_helpers import use_agent_script
 
 # The agent keeps every prompt it was given (the journey's fix included, a no-op once the branch has it).
 PROMPT_KEEPER = """import os, pathlib
@@ -49,9 +48,7 @@ def test_github_a_failed_actions_jobs_log_tail_reaches_the_iteration_prompt(
     daemon = start(tmp_path, world, monkeypatch)
     issue, pr, head = in_review(world, daemon)  # the first run, with the journey's feedback-committing agent
     kept = tmp_path / "prompts"
-    agent = tmp_path / "keeper.py"
-    agent.write_text(PROMPT_KEEPER.format(kept=str(kept)))
-    monkeypatch.setenv("TRACKER_BRIDGE__AGENT__COMMAND", f"{sys.executable} {agent}")
+    use_agent_script(tmp_path, monkeypatch, PROMPT_KEEPER.format(kept=str(kept)), "keeper.py")
 
     world.gh.add_check_run(head, "unit tests", conclusion="failure", title="unit tests: 1 failed", log=GITHUB_LOG)
     daemon.cycle()
@@ -70,14 +67,8 @@ def test_gitlab_a_failed_jobs_trace_tail_reaches_the_iteration_prompt(
     world = daemon.world
     sim, p = world.sim, world.project
     kept = tmp_path / "prompts"
-    agent = tmp_path / "keeper.py"
-    agent.write_text(PROMPT_KEEPER.format(kept=str(kept)))
-    monkeypatch.setenv("TRACKER_BRIDGE__AGENT__COMMAND", f"{sys.executable} {agent}")
-    issue = world.issue(CALC_TITLE, CALC_TICKET)
-    sim.label(p, issue.iid, "agent-ready", by=world.alice)
-    daemon.cycle()
-    assert list_of(issue) == "workflow::In Review"
-    mr = mr_for(world, issue)
+    use_agent_script(tmp_path, monkeypatch, PROMPT_KEEPER.format(kept=str(kept)), "keeper.py")
+    issue, mr = calc_in_review(daemon)
 
     sim.set_pipeline(p, mr.iid, "failed", jobs={"build": "success", "test": "failed"}, traces={"test": GITLAB_TRACE})
     daemon.cycle()

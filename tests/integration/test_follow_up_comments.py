@@ -6,7 +6,6 @@ not in `allowed_actors`, or the daemon's own comment, starts none."""
 # ruff: noqa: F811 (fixtures imported from the journey tests are parameters of the tests)
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,15 @@ import pytest
 from tests.integration.test_github_iteration import AGENT, FIRST_ATTEMPT, feedback_seen
 from tests.integration.test_github_journey import Daemon, World, board_tracker, world, write_config  # noqa: F401
 from tests.integration.test_gitlab_journey import Daemon as GitLabDaemon
-from tests.integration.test_gitlab_journey import daemon, gitlab, list_of, mr_for  # noqa: F401 (fixtures)
-from tests.journey_helpers import CALC_TICKET, CALC_TITLE
+from tests.integration.test_gitlab_journey import calc_in_review, daemon, gitlab, list_of  # noqa: F401 (fixtures)
+from tests.journey_helpers import CALC_TICKET, CALC_TITLE, use_agent_script
 from tracker_bridge.gitutil import git
 
 
 def test_github_a_mention_by_an_allowed_person_starts_exactly_one_iteration(
     tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    agent = tmp_path / "feedback_agent.py"
-    agent.write_text(AGENT, encoding="utf-8")
-    monkeypatch.setenv("TRACKER_BRIDGE__AGENT__COMMAND", f"{sys.executable} {agent}")
+    use_agent_script(tmp_path, monkeypatch, AGENT, "feedback_agent.py")
     extra = '[trigger]\nallowed_actors = ["alice"]\n'
     daemon = Daemon(world, write_config(tmp_path, world, board_tracker(world), extra=extra))
     gh = world.gh
@@ -73,16 +70,10 @@ def test_gitlab_a_mention_by_an_allowed_person_starts_exactly_one_iteration(
 ) -> None:
     world = daemon.world
     sim, p = world.sim, world.project
-    agent = tmp_path / "feedback_agent.py"
-    agent.write_text(AGENT, encoding="utf-8")
-    monkeypatch.setenv("TRACKER_BRIDGE__AGENT__COMMAND", f"{sys.executable} {agent}")
+    use_agent_script(tmp_path, monkeypatch, AGENT, "feedback_agent.py")
     text = daemon.config.read_text().replace("[agent]", '[trigger]\nallowed_actors = ["alice"]\n\n[agent]', 1)
     daemon.config.write_text(text)
-    issue = world.issue(CALC_TITLE, CALC_TICKET)
-    sim.label(p, issue.iid, "agent-ready", by=world.alice)
-    daemon.cycle()
-    assert list_of(issue) == "workflow::In Review"
-    mr = mr_for(world, issue)
+    issue, mr = calc_in_review(daemon)
     first_sha = sim.branch_sha(p, mr.source_branch)
     # The person who labelled the issue is asked to review (reviewer_ids, looked up by username).
     assert [u.username for u in mr.reviewers] == [world.alice.username]

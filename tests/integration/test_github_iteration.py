@@ -11,7 +11,6 @@ daemon pushed to the simulator's bare repository.
 # ruff: noqa: F811 (`world` is the journey test's fixture, imported; tests take it as a parameter)
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from tests.integration.test_github_journey import (  # the simulated GitHub worl
     world,  # noqa: F401 (a fixture)
     write_config,
 )
-from tests.journey_helpers import CALC_TICKET, CALC_TITLE
+from tests.journey_helpers import CALC_TICKET, CALC_TITLE, use_agent_script
 from tests.sims.github.world import Issue, Pull
 
 # Fixes calc.add (a no-op once the branch has the fix) and commits the feedback its prompt carried.
@@ -39,9 +38,7 @@ FIRST_ATTEMPT = "(none: this is the first attempt)"
 
 def start(tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, max_iterations: int = 2) -> Daemon:
     """The journey's config with AGENT as the agent and `max_iterations`, through the documented env overrides."""
-    agent = tmp_path / "feedback_agent.py"
-    agent.write_text(AGENT, encoding="utf-8")
-    monkeypatch.setenv("TRACKER_BRIDGE__AGENT__COMMAND", f"{sys.executable} {agent}")
+    use_agent_script(tmp_path, monkeypatch, AGENT, "feedback_agent.py")
     monkeypatch.setenv("TRACKER_BRIDGE__AGENT__MAX_ITERATIONS", str(max_iterations))
     return Daemon(world, write_config(tmp_path, world, board_tracker(world)))
 

@@ -9,7 +9,7 @@
 # ruff: noqa: F811  (the journey's fixtures are imported and used by name)
 from __future__ import annotations
 
-from tests.integration.test_gitlab_journey import Daemon, daemon, gitlab, list_of, mr_for  # noqa: F401
+from tests.integration.test_gitlab_journey import Daemon, calc_in_review, daemon, gitlab, list_of  # noqa: F401
 from tests.journey_helpers import CALC_TICKET, CALC_TITLE
 from tracker_bridge_connectors.gitlab.client import forget_projects
 
@@ -19,12 +19,9 @@ API = "/api/v4"
 def test_a_merged_merge_request_leaves_the_closed_issue_without_a_list_label(daemon: Daemon) -> None:
     world = daemon.world
     sim, p = world.sim, world.project
-    issue = world.issue(CALC_TITLE, CALC_TICKET)
-    sim.label(p, issue.iid, "agent-ready", by=world.alice)
-    daemon.cycle()
-    assert list_of(issue) == "workflow::In Review"
+    issue, mr = calc_in_review(daemon)
 
-    sim.merge(p, mr_for(world, issue).iid, by=world.alice)  # "Closes #N" closes the issue, labels untouched
+    sim.merge(p, mr.iid, by=world.alice)  # "Closes #N" closes the issue, labels untouched
     assert issue.state == "closed" and "workflow::In Review" in issue.labels
     daemon.cycle()
 

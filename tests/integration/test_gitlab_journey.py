@@ -75,6 +75,16 @@ def mr_for(world: World, issue: Issue) -> MergeRequest:
     return found[0]
 
 
+def calc_in_review(daemon: Daemon) -> tuple[Issue, MergeRequest]:
+    """The calc issue, labelled by alice and taken by the agent: its merge request open, the card In Review."""
+    world = daemon.world
+    issue = world.issue(CALC_TITLE, CALC_TICKET)
+    world.sim.label(world.project, issue.iid, "agent-ready", by=world.alice)
+    daemon.cycle()
+    assert list_of(issue) == "workflow::In Review"
+    return issue, mr_for(world, issue)
+
+
 def list_of(issue: Issue) -> str:
     if issue.state == "closed":
         return "Closed"

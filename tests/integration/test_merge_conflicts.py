@@ -11,7 +11,6 @@ conflicting file; with one, the merge request gets a merge commit that resolves 
 # ruff: noqa: F811 (`world` is the journey test's fixture, imported; tests take it as a parameter)
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ import pytest
 from tests.integration.test_github_iteration import feedback_seen, in_review
 from tests.integration.test_github_journey import Daemon, World, board_tracker, world, write_config  # noqa: F401
 from tests.integration.test_gitlab_journey import Daemon as GitLabDaemon
-from tests.integration.test_gitlab_journey import daemon, gitlab, list_of, mr_for, status_notes  # noqa: F401
-from tests.journey_helpers import CALC_TICKET, CALC_TITLE
+from tests.integration.test_gitlab_journey import calc_in_review, daemon, gitlab, list_of, status_notes  # noqa: F401
+from tests.journey_helpers import use_agent_script
 from tests.sims.gitlab import Issue as GitLabIssue
 from tests.sims.gitlab import MergeRequest
 from tracker_bridge.gitutil import git
@@ -52,9 +51,7 @@ def push_to_main(tmp_path: Path, bare: Path, files: dict[str, str]) -> str:
 def test_a_pull_request_whose_base_moved_is_merged_and_resolved_by_an_iteration(
     tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    agent = tmp_path / "conflict_agent.py"
-    agent.write_text(AGENT, encoding="utf-8")
-    monkeypatch.setenv("TRACKER_BRIDGE__AGENT__COMMAND", f"{sys.executable} {agent}")
+    use_agent_script(tmp_path, monkeypatch, AGENT, "conflict_agent.py")
     daemon = Daemon(world, write_config(tmp_path, world, board_tracker(world)))
     issue, pr, head = in_review(world, daemon)
     assert world.gh.render.pull(pr)["mergeable"] is True
@@ -88,13 +85,8 @@ UPSTREAM_CALC = {"calc.py": "def add(a, b):\n    return b + a  # fixed upstream\
 
 def gitlab_in_review(daemon: GitLabDaemon) -> tuple[GitLabIssue, MergeRequest, str]:
     """A calc issue labelled by alice, taken by the agent, its merge request open and mergeable: (issue, MR, head)."""
-    world = daemon.world
-    sim, p = world.sim, world.project
-    issue = world.issue(CALC_TITLE, CALC_TICKET)
-    sim.label(p, issue.iid, "agent-ready", by=world.alice)
-    daemon.cycle()
-    assert list_of(issue) == "workflow::In Review"
-    mr = mr_for(world, issue)
+    sim, p = daemon.world.sim, daemon.world.project
+    issue, mr = calc_in_review(daemon)
     assert not sim.conflicts(p, mr.target_branch, mr.source_branch)
     head = sim.branch_sha(p, mr.source_branch)
     assert head is not None
@@ -129,9 +121,7 @@ def test_gitlab_a_conflicting_merge_request_with_no_iteration_left_goes_to_needs
 def test_gitlab_a_conflicting_merge_request_is_merged_and_resolved_by_an_iteration(
     tmp_path: Path, daemon: GitLabDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    agent = tmp_path / "conflict_agent.py"
-    agent.write_text(AGENT, encoding="utf-8")
-    monkeypatch.setenv("TRACKER_BRIDGE__AGENT__COMMAND", f"{sys.executable} {agent}")
+    use_agent_script(tmp_path, monkeypatch, AGENT, "conflict_agent.py")
     world = daemon.world
     sim, p = world.sim, world.project
     issue, mr, head = gitlab_in_review(daemon)
