@@ -528,9 +528,7 @@ class Engine:
         if not lifecycle.still_triggered(ticket, self.trigger, row.trigger_via):
             self._apply(row, lifecycle.trigger_removed(), report)
             return
-        why = lifecycle.left_the_agent(
-            ticket, self.trigger, row.trigger_via, row.column_applied, self._agent_columns(), self.settings.stages.done
-        )
+        why = self._left_the_agent(row, ticket)
         if why is not None:
             self._apply(row, lifecycle.stopped(why, running=False), report)
 
@@ -602,7 +600,7 @@ class Engine:
         if decision.phase is Phase.PLANNING:
             self._start_plan_run(row, decision, budget_left, report)
             return
-        if not self.runs.has_room(sum(1 for t in self._active_ids() if self.runs.elsewhere(t))):
+        if not self.runs.has_room():
             return  # every worker is busy: the ticket stays queued until one is free (and its ticket is not read)
         try:
             ticket = self.trackers[row.tracker].get_ticket(row.ref)
@@ -1009,7 +1007,7 @@ class Engine:
             reason=last.reason,
             commit_sha=last.commit_sha,
             # A worker's commit comes as a bundle on the run row: publishing makes the workspace from it.
-            workspace_ready=Path(last.workspace, ".git").exists() or self.store.run_bundle(last.id) is not None,
+            workspace_ready=Path(last.workspace, ".git").exists() or self.store.has_bundle(last.id),
         )
 
     def _apply(
@@ -1120,9 +1118,13 @@ class Engine:
         mapped = (host for tracker, host in self.settings.bridge.reviewers.items() if same_name(tracker, actor))
         return next(mapped, actor)
 
-    def _agent_columns(self) -> list[str]:
-        """The columns a ticket at work may sit in: a card moved anywhere else was taken away by a person."""
-        return [self.trigger.column, self.settings.stages.queued, self.settings.stages.running]
+    def _left_the_agent(self, row: TicketRow, ticket: Ticket | None) -> str | None:
+        """Why a person took the ticket at work away (lifecycle.left_the_agent), or None. The columns a ticket at
+        work may sit in are the trigger's, queued and running; a card moved anywhere else was taken away."""
+        agent_columns = [self.trigger.column, self.settings.stages.queued, self.settings.stages.running]
+        return lifecycle.left_the_agent(
+            ticket, self.trigger, row.trigger_via, row.column_applied, agent_columns, self.settings.stages.done
+        )
 
     def _ref_of(self, ticket_id: int) -> str:
         try:
@@ -1149,9 +1151,7 @@ class Engine:
                     log.warning("reconcile.read_failed", ref=row.ref, error=str(exc))
                     return
                 ticket = None  # the tracker says it is gone
-        why = lifecycle.left_the_agent(
-            ticket, self.trigger, row.trigger_via, row.column_applied, self._agent_columns(), self.settings.stages.done
-        )
+        why = self._left_the_agent(row, ticket)
         if why is not None:
             self._stop(row, lifecycle.stopped(why, running=True), report)
 
@@ -1235,7 +1235,7 @@ class Engine:
         """A mid-score ticket's read-only plan run, capped at `[scoring] plan_max_cost_usd`: its cost is a run's
         (recorded on its run row, so it counts in the daily budget), its result a plan, never a push. It goes
         where agent runs go: with a queue, to a `tracker-bridge worker`."""
-        if not self.runs.has_room(sum(1 for t in self._active_ids() if self.runs.elsewhere(t))):
+        if not self.runs.has_room():
             return  # every worker is busy: the ticket waits, unread, as an agent run does
         try:
             ticket = self.trackers[row.tracker].get_ticket(row.ref)
@@ -1329,9 +1329,7 @@ class Engine:
         except TrackerError as exc:
             log.warning("approval.read_failed", ref=row.ref, error=str(exc))
             return
-        why = lifecycle.left_the_agent(
-            ticket, self.trigger, row.trigger_via, row.column_applied, self._agent_columns(), self.settings.stages.done
-        )
+        why = self._left_the_agent(row, ticket)
         if why is not None:  # closed, or its card moved to Done, while the plan waited for a person
             self._apply(row, lifecycle.stopped(why, running=False), report)
             return

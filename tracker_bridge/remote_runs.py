@@ -127,14 +127,16 @@ class RemoteRunQueue:
         log.info("queue.deferred", ref=spec.ticket.ref, run_id=run_id)
         return future
 
-    def has_room(self, running_elsewhere: int) -> bool:
+    def has_room(self) -> bool:
         """Only as many runs under way as the live workers have slots: the others stay queued (their cards say so)
         rather than `running` while they wait for a worker."""
         capacity = sum(w.concurrency for w in live_workers(self.store, self.settings))
         if capacity == 0 and not self._warned_no_workers:
             log.warning("queue.no_workers", hint="start `tracker-bridge worker`; queued tickets wait for one")
         self._warned_no_workers = capacity == 0
-        return running_elsewhere < capacity
+        with self._lock:
+            under_way = len(self._pending)  # deferred and not yet reported back: each holds a worker slot, or waits
+        return under_way < capacity
 
     def elsewhere(self, ticket_id: int) -> bool:
         with self._lock:

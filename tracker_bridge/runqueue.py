@@ -56,7 +56,7 @@ class RunQueue(Protocol):
         """Start the run: `job` executes it here (local queue); a remote queue uses `spec` and the run id."""
         ...
 
-    def has_room(self, running_elsewhere: int) -> bool:
+    def has_room(self) -> bool:
         """Whether another run may start now (the local pool's limit is checked by the engine)."""
         ...
 
@@ -93,7 +93,7 @@ class LocalRunQueue:
     def submit(self, ticket_id: int, run_id: int, job: Callable[[], None], spec: RunSpec) -> Future[None]:
         return self.pool.submit(job)
 
-    def has_room(self, running_elsewhere: int) -> bool:
+    def has_room(self) -> bool:
         return True
 
     def elsewhere(self, ticket_id: int) -> bool:

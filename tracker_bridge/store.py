@@ -479,6 +479,11 @@ class Store:
             rows = s.execute(select(RunRow.reserved_usd, RunRow.cost_usd).where(RunRow.status == "running"))
             return sum(max(0.0, float(reserved or 0.0) - float(cost or 0.0)) for reserved, cost in rows)
 
+    def has_bundle(self, run_id: int) -> bool:
+        """Whether a worker handed the run's commit over as a bundle (without reading the bundle)."""
+        with self.session() as s:
+            return s.scalar(select(RunRow.id).where(RunRow.id == run_id, RunRow.bundle.is_not(None))) is not None
+
     def run_bundle(self, run_id: int) -> bytes | None:
         """The commit a worker made for the run, as a git bundle (None for runs executed in the daemon)."""
         with self.session() as s:
