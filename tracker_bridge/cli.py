@@ -244,9 +244,14 @@ def _queue_ready(settings: Settings) -> None:
         ensure_schema(settings.bridge.queue)
     except Exception as exc:  # psycopg's errors: a server down, a wrong database or password
         err.print("[bold red]tracker-bridge cannot start:[/]", highlight=False)
-        err.print(f"  - [bridge] queue: cannot reach the queue's database: {' '.join(str(exc).split())[:300]}. "
+        err.print(f"  - [bridge] queue: cannot reach the queue's database: {_one_line(exc)}. "
                   "Fix: check the URL and that PostgreSQL is running", highlight=False, markup=False)  # fmt: skip
         raise typer.Exit(1) from exc
+
+
+def _one_line(exc: Exception) -> str:
+    """A driver's error on one line, cut short (psycopg's messages span lines and can be long)."""
+    return " ".join(str(exc).split())[:300]
 
 
 def _clean_workspaces(settings: Settings, store: Store) -> None:
@@ -416,17 +421,14 @@ def _doctor_queue(settings: Settings, store: Store, problems: list[Problem], not
     if settings.bridge.queue == "local":
         out.print("queue: local (agent runs execute inside `run`)", highlight=False)
         return
-    try:
-        from tracker_bridge.jobs import ensure_schema
-        from tracker_bridge.remote_runs import live_workers, worker_lines
+    # procrastinate is installed: `_settings` exits 2 with the fix otherwise.
+    from tracker_bridge.jobs import ensure_schema
+    from tracker_bridge.remote_runs import live_workers, worker_lines
 
+    try:
         ensure_schema(settings.bridge.queue)
-    except ImportError:
-        fix = "pip install 'tracker-bridge[postgres]'"
-        problems.append(Problem("[bridge] queue", "procrastinate is not installed", fix))
-        return
     except Exception as exc:  # a wrong URL or a server that is down
-        problems.append(Problem("[bridge] queue", f"cannot reach the queue: {' '.join(str(exc).split())[:300]}",
+        problems.append(Problem("[bridge] queue", f"cannot reach the queue: {_one_line(exc)}",
                                 "check the URL and that the PostgreSQL server is running"))  # fmt: skip
         return
     out.print("queue: [green]ok[/] (procrastinate)", highlight=False)
