@@ -25,7 +25,8 @@ def make_bundle(workspace: Path, branch: str) -> bytes:
         return out.read_bytes()
 
 
-def has_commit(workspace: Path, sha: str) -> bool:
+def checked_out_at(workspace: Path, sha: str) -> bool:
+    """Whether `workspace` is a clone whose HEAD is the commit `sha`."""
     if not (workspace / ".git").exists():
         return False
     try:
@@ -38,7 +39,7 @@ def has_commit(workspace: Path, sha: str) -> bool:
 def unbundle(host: CodeHost, workspace: Path, branch: str, commit: str, bundle: bytes) -> None:
     """Make `workspace` the branch at `commit` from a fresh clone and the worker's bundle (nothing when it already
     is, e.g. a retried publish). Raises CodeHostError when the host cannot be cloned (retried like a push)."""
-    if has_commit(workspace, commit):
+    if checked_out_at(workspace, commit):
         return
     if workspace.exists():
         shutil.rmtree(workspace)

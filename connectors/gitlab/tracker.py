@@ -81,10 +81,10 @@ def _time(value: str) -> datetime:
 
 
 class GitLabTracker:
+    """Tracker protocol over GitLab issues and issue boards (gitlab.com or self-managed through `url`)."""
+
     # Notes come with their authors' usernames and ids: `@mention` follow-ups on the issue read them.
     comments_with_authors = True
-
-    """Tracker protocol over GitLab issues and issue boards (gitlab.com or self-managed through `url`)."""
 
     def __init__(
         self,
@@ -272,10 +272,7 @@ class GitLabTracker:
                 seen.add(key)
             ticket = self._to_ticket(issue, [])
             if self.trigger.matches(ticket):
-                notes = self._comments_of(issue, ticket.ref)
-                tickets.append(
-                    ticket.model_copy(update={"comments": tuple(c.body for c in notes), "discussion": tuple(notes)})
-                )
+                tickets.append(self._to_ticket(issue, self._comments_of(issue, ticket.ref)))
         after = newest.isoformat().replace("+00:00", "Z")
         return PollResult(tickets, _Cursor(after, seen).dump())
 

@@ -216,14 +216,13 @@ def test_stems(test_files: list[str]) -> list[tuple[str, str, str]]:
     return [(t, _stem(t), f"/{t}") for t in test_files]
 
 
-def _tests_by_name(
-    sources: list[str], test_files: list[str], stems: list[tuple[str, str, str]] | None = None
-) -> list[str]:
-    """Tests named after a source file: test_invoice.py, invoice_test.go, invoice.spec.ts, tests/billing/..."""
+def _tests_by_name(sources: list[str], test_files: list[str]) -> list[str]:
+    """Tests named after a source file: test_invoice.py, invoice_test.go, invoice.spec.ts, tests/billing/...
+    (the rule; a cached head answers it with `HeadIndex.tests_by_name`'s look-ups)."""
     hits: list[str] = []
     if not sources:
         return hits
-    stems = stems if stems is not None else test_stems(test_files)
+    stems = test_stems(test_files)
     for src in sources:
         stem = _stem(src)
         parent = src.rpartition("/")[0].rpartition("/")[2]
